@@ -1,0 +1,2 @@
+//! The experiment engine: phases, continuous hypothesis, stop conditions, write-ahead journal, recover.
+#![forbid(unsafe_code)]

@@ -1,0 +1,234 @@
+//! The experiment document, as the YAML is written. Every struct denies
+//! unknown keys; defaults are documented on the field.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use simian_core::{Dur, Pick};
+
+/// One experiment: what steady state looks like, what to break, and what stops it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Format version of this document. Only `1` exists.
+    pub version: u32,
+    /// Short name, used in reports and JUnit.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The system's normal behaviour: probes and the hypothesis over their metrics.
+    pub steady_state: SteadyState,
+    /// Conditions that abort the run at once (every fault reverted), e.g.
+    /// `users.success_ratio < 0.9`. Checked before and during the method.
+    #[serde(default)]
+    pub stop_when: Vec<String>,
+    /// Ordered steps: `inject`, `wait`, `revert`, `parallel`.
+    pub method: Vec<Step>,
+    #[serde(default)]
+    pub guards: Guards,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SteadyState {
+    /// Named probes; their metrics are named `PROBE.METRIC`.
+    pub probes: BTreeMap<String, ProbeSpec>,
+    /// Assertions that must hold before, during and after the method, e.g.
+    /// `users.p99 < 250ms` or `users.rate >= 90% of baseline`.
+    pub hypothesis: Vec<String>,
+    /// How long to measure before the method; this is also the baseline. Default 5s.
+    #[serde(default = "default_phase")]
+    pub before: Dur,
+    /// How long to measure after every fault is reverted. Default 5s.
+    #[serde(default = "default_phase")]
+    pub after: Dur,
+    /// Sliding window the hypothesis is judged over during the method. Default 5s.
+    #[serde(default = "default_phase")]
+    pub window: Dur,
+    /// Pause after reverting before the `after` measurement starts. Default 0s.
+    #[serde(default)]
+    pub settle: Dur,
+}
+
+fn default_phase() -> Dur {
+    Dur::from_secs(5)
+}
+
+/// A probe, keyed by kind.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProbeSpec {
+    /// Open-loop HTTP load at a fixed rate.
+    Http(HttpProbe),
+    /// TCP connects at an interval.
+    Tcp(TcpProbe),
+    /// A shell command at an interval; exit 0 is success, a number on stdout is `value`.
+    Command(CommandProbe),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProbe {
+    /// `http://` URL (HTTPS is not supported by the probe).
+    pub url: String,
+    /// Requests per second, scheduled on the clock whatever the replies do. Default 50.
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    /// Default `GET`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// A request not answered within this is a failure. Default 2s.
+    #[serde(default = "default_http_timeout")]
+    pub timeout: Dur,
+    /// Statuses that count as success. Default: 200-399.
+    #[serde(default)]
+    pub expect_status: Option<Vec<u16>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Requests in flight at most; a request due beyond it counts as a failure. Default 1000.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_rate() -> f64 {
+    50.0
+}
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_http_timeout() -> Dur {
+    Dur::from_secs(2)
+}
+fn default_max_in_flight() -> usize {
+    1000
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProbe {
+    /// `host:port`.
+    pub address: String,
+    /// Default 1s.
+    #[serde(default = "default_interval")]
+    pub interval: Dur,
+    /// Default 1s.
+    #[serde(default = "default_interval")]
+    pub timeout: Dur,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandProbe {
+    /// Run with `sh -c`.
+    pub run: String,
+    /// Default 1s.
+    #[serde(default = "default_interval")]
+    pub interval: Dur,
+    /// Default 5s.
+    #[serde(default = "default_command_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_interval() -> Dur {
+    Dur::from_secs(1)
+}
+fn default_command_timeout() -> Dur {
+    Dur::from_secs(5)
+}
+
+/// One step of the method.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Apply a fault. It stays until its `duration` ends, a `revert` step names
+    /// it, or the method ends.
+    Inject(Inject),
+    /// Do nothing for a while (the hypothesis is still watched).
+    Wait(Dur),
+    /// Revert the fault injected under this name.
+    Revert(String),
+    /// Run these steps at once; the group ends when all of them have.
+    Parallel(Vec<Step>),
+}
+
+/// A fault to inject. Exactly one backend key (`process`, ...) is given.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inject {
+    /// Name for `revert` steps and reports. Default: `BACKEND-N`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// If set, the step holds the fault this long, then reverts it.
+    #[serde(default)]
+    pub duration: Option<Dur>,
+    /// Signal local processes.
+    #[serde(default)]
+    pub process: Option<ProcessFault>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessFault {
+    /// Which processes are eligible.
+    pub target: ProcessTarget,
+    /// `kill` (SIGKILL; reverted by restarting, which lab instances support
+    /// and other targets need `restart` for) or `stop` (SIGSTOP; reverted with SIGCONT).
+    #[serde(default)]
+    pub action: ProcessAction,
+    /// How many of the eligible processes: `all` (default), a count or a percent,
+    /// chosen at random with the run's seed.
+    #[serde(default)]
+    pub pick: Pick,
+    /// For non-lab targets: a shell command that brings a killed process back.
+    #[serde(default)]
+    pub restart: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessAction {
+    #[default]
+    Kill,
+    Stop,
+}
+
+/// How to find processes, keyed by method.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProcessTarget {
+    /// Instances of the embedded lab, narrowed by region, zone and instance id.
+    Lab(LabSelector),
+    /// The pid written in this file.
+    Pidfile(String),
+    /// Processes whose name (`comm`) is exactly this.
+    Name(String),
+    /// Processes whose full command line matches this regular expression.
+    Pattern(String),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabSelector {
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Guards {
+    /// Most targets the whole run may hit, as a count or a percent of the
+    /// eligible ones (per kind of target). The run refuses rather than trims.
+    #[serde(default)]
+    pub max_blast_radius: Option<Pick>,
+    /// After this long, everything is reverted and the run aborts (exit 2). Default 30m.
+    #[serde(default)]
+    pub max_duration: Option<Dur>,
+    /// Allow faults that cannot be undone (e.g. killing a process nothing restarts).
+    #[serde(default)]
+    pub allow_irreversible: bool,
+}

@@ -1,0 +1,2 @@
+//! Reporters: console summary, JSON and JUnit XML from a finished run.
+#![forbid(unsafe_code)]
