@@ -1,21 +1,41 @@
 //! The simian command line: parse arguments, build the runtime, map outcomes to exit codes.
 #![forbid(unsafe_code)]
 
+mod commands;
+mod plan_view;
+
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Exit codes: a public contract for CI gates.
 pub mod exit {
+    /// The hypothesis held before, during and after the method.
     pub const HELD: i32 = 0;
+    /// The hypothesis broke during or after the method.
     pub const DEVIATED: i32 = 1;
+    /// A stop condition, a signal or max_duration ended the run; faults were reverted.
     pub const ABORTED: i32 = 2;
+    /// Invalid experiment, system not steady before, or refused by a guard; nothing injected.
     pub const NOT_RUN: i32 = 3;
+    /// A revert failed: something may still be broken.
     pub const REVERT_FAILED: i32 = 4;
 }
 
+const EXIT_CODES: &str = "Exit codes:
+  0  the hypothesis held before, during and after the method
+  1  the hypothesis deviated during or after the method
+  2  aborted: a stop condition tripped, a signal, or max_duration; every fault reverted
+  3  not run: invalid experiment, system not steady before, or a guard refused
+  4  a revert failed: something may still be broken; see `simian recover`";
+
 #[derive(Debug, Parser)]
-#[command(name = "simian", version, about, long_about = None)]
+#[command(
+    name = "simian",
+    version,
+    about = "Chaos experiments from YAML: break things on purpose, judge by steady state, put everything back.",
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// Where the lab and run journals keep their state.
     #[arg(long, global = true, env = "SIMIAN_STATE_DIR", value_name = "DIR")]
@@ -26,6 +46,40 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check experiment files; every problem is reported with file:line:column.
+    #[command(after_help = "Example:\n  simian validate scenarios/*.yaml")]
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Dry run: resolve targets and print exactly what would be done. Injects nothing.
+    #[command(
+        after_help = "Example:\n  simian lab up && simian plan scenarios/chaos-gorilla.yaml"
+    )]
+    Plan {
+        file: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Seed for random target selection (a run with the same seed picks the same targets).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Run an experiment: measure, inject, judge, revert.
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  simian run --lab scenarios/chaos-gorilla.yaml\n",
+        "  simian run scenarios/chaos-gorilla.yaml --var zone=us-west-b --junit out.xml\n\n",
+        "Exit codes:\n",
+        "  0 held · 1 deviated · 2 aborted (reverted) · 3 not run · 4 revert failed"
+    ))]
+    Run(RunArgs),
+    /// Revert every fault a journal shows applied and not yet reverted (after a crash or SIGKILL).
+    #[command(
+        after_help = "Safe to run more than once.\nExample:\n  simian recover /tmp/simian-0/runs/20261122T101500Z-chaos-gorilla-3f2a.jsonl"
+    )]
+    Recover { journal: PathBuf },
     /// Run the embedded lab: a small active-active service to break.
     Lab {
         #[command(subcommand)]
@@ -36,6 +90,49 @@ pub enum Command {
         #[command(subcommand)]
         cmd: simian_probes::cli::ProbeCommand,
     },
+    /// Print the JSON Schema of the experiment format (for editors).
+    #[command(
+        after_help = "Example (VS Code YAML extension):\n  simian schema > simian.schema.json\n  # then in the experiment: # yaml-language-server: $schema=./simian.schema.json"
+    )]
+    Schema,
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  simian completions bash > /etc/bash_completion.d/simian")]
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct VarArgs {
+    /// Set a variable used as `${NAME}` in the experiment (repeatable). Also read: `lab.*` from a running lab, then the environment.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Where to write the journal (default: STATE_DIR/runs/RUN_ID.jsonl).
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the whole run as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Seed for random target selection; recorded in the journal so a run can be replayed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Start a throwaway lab for this run (unless one is running) and take it down afterwards.
+    #[arg(long)]
+    pub lab: bool,
+    /// Only print the summary, not progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// How often the hypothesis and stop conditions are judged.
+    #[arg(long, default_value = "250ms", value_name = "DURATION", hide = true)]
+    pub tick: simian_core::Dur,
 }
 
 /// The default state directory: `$XDG_RUNTIME_DIR/simian`, else `/tmp/simian-UID`.
@@ -49,26 +146,15 @@ pub fn default_state_dir() -> PathBuf {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("failed to start the tokio runtime");
-    rt.block_on(async move {
-        match cli.command {
-            Command::Lab { cmd } => match simian_lab::cli::run(cmd, &state_dir).await {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    exit::NOT_RUN
-                }
-            },
-            Command::Probe { cmd } => match simian_probes::cli::run(cmd).await {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    exit::NOT_RUN
-                }
-            },
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the runtime: {e}");
+            return exit::NOT_RUN;
         }
-    })
+    };
+    rt.block_on(commands::dispatch(cli.command, state_dir))
 }

@@ -100,7 +100,11 @@ impl Metric {
 impl FromStr for Metric {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Metric::ALL.iter().copied().find(|m| m.name() == s).ok_or(())
+        Metric::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s)
+            .ok_or(())
     }
 }
 

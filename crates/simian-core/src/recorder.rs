@@ -57,7 +57,10 @@ impl Recorder {
 
     /// Metrics over the `window` ending at `now`.
     pub fn window(&self, window: Duration, now: Instant) -> Metrics {
-        let from = now.checked_sub(window).unwrap_or(self.started).max(self.started);
+        let from = now
+            .checked_sub(window)
+            .unwrap_or(self.started)
+            .max(self.started);
         self.between(from, now)
     }
 
@@ -65,7 +68,8 @@ impl Recorder {
     pub fn between(&self, from: Instant, to: Instant) -> Metrics {
         let from = from.max(self.started);
         let q = self.obs.lock().unwrap_or_else(|e| e.into_inner());
-        let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        let mut hist =
+            Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
         let (mut count, mut errors, mut value) = (0u64, 0u64, None);
         let (mut sum, mut min, mut max) = (0f64, f64::INFINITY, 0f64);
         for o in q.iter().filter(|o| o.at > from && o.at <= to) {

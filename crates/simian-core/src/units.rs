@@ -9,7 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
-    #[error("invalid duration `{0}`: expected a number and a unit, e.g. `250ms`, `30s`, `2m`, `1h`")]
+    #[error(
+        "invalid duration `{0}`: expected a number and a unit, e.g. `250ms`, `30s`, `2m`, `1h`"
+    )]
     Duration(String),
     #[error("invalid percent `{0}`: expected a number followed by `%`, e.g. `25%`")]
     Percent(String),
@@ -47,7 +49,9 @@ impl FromStr for Dur {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| UnitError::Duration(s.to_string()))?;
         let (num, unit) = t.split_at(split);
-        let n: f64 = num.parse().map_err(|_| UnitError::Duration(s.to_string()))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| UnitError::Duration(s.to_string()))?;
         let secs = match unit.trim() {
             "us" | "µs" => n / 1e6,
             "ms" => n / 1e3,
@@ -195,7 +199,9 @@ impl Pick {
         match *self {
             Pick::All => eligible,
             Pick::Count(n) => (n as usize).min(eligible),
-            Pick::Percent(p) => ((p.0 * eligible as f64 - 1e-9).ceil().max(0.0) as usize).min(eligible),
+            Pick::Percent(p) => {
+                ((p.0 * eligible as f64 - 1e-9).ceil().max(0.0) as usize).min(eligible)
+            }
         }
     }
 }
@@ -207,9 +213,13 @@ impl FromStr for Pick {
         if t == "all" {
             Ok(Pick::All)
         } else if t.ends_with('%') {
-            t.parse().map(Pick::Percent).map_err(|_| UnitError::Pick(s.to_string()))
+            t.parse()
+                .map(Pick::Percent)
+                .map_err(|_| UnitError::Pick(s.to_string()))
         } else {
-            t.parse().map(Pick::Count).map_err(|_| UnitError::Pick(s.to_string()))
+            t.parse()
+                .map(Pick::Count)
+                .map_err(|_| UnitError::Pick(s.to_string()))
         }
     }
 }
@@ -280,7 +290,10 @@ mod tests {
         assert_eq!("30s".parse::<Dur>().unwrap(), Dur::from_secs(30));
         assert_eq!("2m".parse::<Dur>().unwrap(), Dur::from_secs(120));
         assert_eq!("1.5s".parse::<Dur>().unwrap(), Dur::from_millis(1500));
-        assert_eq!("100us".parse::<Dur>().unwrap().0, Duration::from_micros(100));
+        assert_eq!(
+            "100us".parse::<Dur>().unwrap().0,
+            Duration::from_micros(100)
+        );
         for bad in ["", "30", "s", "10 parsecs", "-1s", "1.2.3s"] {
             assert!(bad.parse::<Dur>().is_err(), "{bad} should not parse");
         }

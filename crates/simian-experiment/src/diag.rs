@@ -17,7 +17,13 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(file: &str, pos: Pos, width: usize, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.to_string(), pos, width: width.max(1), message: message.into(), hint: None }
+        Diagnostic {
+            file: file.to_string(),
+            pos,
+            width: width.max(1),
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -31,7 +37,11 @@ impl Diagnostic {
         let _ = writeln!(out, "error: {}", self.message);
         let line_no = self.pos.line.to_string();
         let pad = " ".repeat(line_no.len());
-        let _ = writeln!(out, "{pad}--> {}:{}:{}", self.file, self.pos.line, self.pos.col);
+        let _ = writeln!(
+            out,
+            "{pad}--> {}:{}:{}",
+            self.file, self.pos.line, self.pos.col
+        );
         if let Some(line) = source.lines().nth(self.pos.line.saturating_sub(1)) {
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{line_no} | {line}");
@@ -40,7 +50,11 @@ impl Diagnostic {
                 .take(self.pos.col.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
-            let room = line.chars().count().saturating_sub(self.pos.col.saturating_sub(1)).max(1);
+            let room = line
+                .chars()
+                .count()
+                .saturating_sub(self.pos.col.saturating_sub(1))
+                .max(1);
             let _ = writeln!(out, "{pad} | {lead}{}", "^".repeat(self.width.min(room)));
         }
         if let Some(h) = &self.hint {
@@ -51,7 +65,10 @@ impl Diagnostic {
 }
 
 /// The candidate closest to `word`, if close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (levenshtein(word, c), c))
@@ -93,7 +110,10 @@ mod tests {
     #[test]
     fn suggests_close_names_only() {
         assert_eq!(did_you_mean("p98", ["p99", "p50", "rate"]), Some("p99"));
-        assert_eq!(did_you_mean("stedy_state", ["steady_state", "method"]), Some("steady_state"));
+        assert_eq!(
+            did_you_mean("stedy_state", ["steady_state", "method"]),
+            Some("steady_state")
+        );
         assert_eq!(did_you_mean("banana", ["steady_state", "method"]), None);
     }
 }

@@ -63,7 +63,13 @@ impl Ctx<'_> {
         self.push(n.pos(), n.width(), message, hint);
     }
 
-    pub fn push(&mut self, pos: Pos, width: usize, message: impl Into<String>, hint: Option<String>) {
+    pub fn push(
+        &mut self,
+        pos: Pos,
+        width: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let mut d = Diagnostic::new(self.file, pos, width, message);
         d.hint = hint;
         self.diags.push(d);
@@ -114,19 +120,38 @@ impl Ctx<'_> {
             }
         };
         if let Some(field) = between(head, "unknown field `", "`") {
-            self.at_key(path, format!("unknown key `{field}`"), hint_for(field, expected));
+            self.at_key(
+                path,
+                format!("unknown key `{field}`"),
+                hint_for(field, expected),
+            );
         } else if let Some(variant) = between(head, "unknown variant `", "`") {
             let parent = self.tree.walk(&path.0);
             let n = parent.entry(variant).map_or(parent, |(k, _)| k);
             let (pos, w) = (n.pos(), n.width());
-            self.push(pos, w, format!("unknown kind `{variant}`"), hint_for(variant, expected));
+            self.push(
+                pos,
+                w,
+                format!("unknown kind `{variant}`"),
+                hint_for(variant, expected),
+            );
         } else if let Some(field) = between(head, "missing field `", "`") {
-            let hint = Some(format!("add `{field}:` here; see `simian schema` for the format"));
+            let hint = Some(format!(
+                "add `{field}:` here; see `simian schema` for the format"
+            ));
             self.at_key(path, format!("missing key `{field}`"), hint);
         } else if expected == Some("map with a single key") {
-            self.at(path, "expected exactly one kind here", Some("write one key, e.g. `http: {...}`".into()));
+            self.at(
+                path,
+                "expected exactly one kind here",
+                Some("write one key, e.g. `http: {...}`".into()),
+            );
         } else {
-            self.at(path, head.to_string(), expected.map(|x| format!("expected {x}")));
+            self.at(
+                path,
+                head.to_string(),
+                expected.map(|x| format!("expected {x}")),
+            );
         }
     }
 }
@@ -145,14 +170,21 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
     let yaml: serde_yaml::Value = match serde_yaml::from_str(source) {
         Ok(v) => v,
         Err(e) => {
-            let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos { line: l.line(), col: l.column() });
+            let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos {
+                line: l.line(),
+                col: l.column(),
+            });
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
             return Err(syntax(pos, msg));
         }
     };
     let tree = tree::parse(source).map_err(|e| syntax(e.pos, e.message))?;
-    let mut ctx = Ctx { file, tree: &tree, diags: vec![] };
+    let mut ctx = Ctx {
+        file,
+        tree: &tree,
+        diags: vec![],
+    };
     let mut value = match to_json(&yaml) {
         Ok(v) => v,
         Err(msg) => {
@@ -162,12 +194,24 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
     };
     crate::vars::substitute(&mut value, &Path::default(), &mut ctx, env.var);
     let Value::Object(top) = &value else {
-        ctx.at(&Path::default(), "an experiment must be a mapping", Some("start with `version: 1`".into()));
+        ctx.at(
+            &Path::default(),
+            "an experiment must be a mapping",
+            Some("start with `version: 1`".into()),
+        );
         return Err(ctx.diags);
     };
 
     let root = Path::default();
-    let known = ["version", "name", "description", "steady_state", "stop_when", "method", "guards"];
+    let known = [
+        "version",
+        "name",
+        "description",
+        "steady_state",
+        "stop_when",
+        "method",
+        "guards",
+    ];
     for k in top.keys() {
         if !known.contains(&k.as_str()) {
             let hint = did_you_mean(k, known).map_or_else(
@@ -179,36 +223,93 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
     }
     for k in ["version", "name", "steady_state", "method"] {
         if !top.contains_key(k) {
-            ctx.at(&root, format!("missing key `{k}`"), Some(format!("every experiment needs `{k}`; see `simian schema`")));
+            ctx.at(
+                &root,
+                format!("missing key `{k}`"),
+                Some(format!("every experiment needs `{k}`; see `simian schema`")),
+            );
         }
     }
     let field = |k: &str| top.get(k).unwrap_or(&Value::Null);
-    let version: Option<u32> = top.get("version").and_then(|v| ctx.de(v, &root.key("version")));
+    let version: Option<u32> = top
+        .get("version")
+        .and_then(|v| ctx.de(v, &root.key("version")));
     let name: Option<String> = top.get("name").and_then(|v| ctx.de(v, &root.key("name")));
-    let description: Option<Option<String>> = ctx.de(field("description"), &root.key("description"));
-    let steady: Option<SteadyState> = top.get("steady_state").and_then(|v| de_steady(&mut ctx, v, &root.key("steady_state")));
+    let description: Option<Option<String>> =
+        ctx.de(field("description"), &root.key("description"));
+    let steady: Option<SteadyState> = top
+        .get("steady_state")
+        .and_then(|v| de_steady(&mut ctx, v, &root.key("steady_state")));
     let stop_when: Option<Vec<String>> = match top.get("stop_when") {
         None => Some(vec![]),
         Some(v) => ctx.de(v, &root.key("stop_when")),
     };
-    let method: Option<Vec<Step>> = top.get("method").and_then(|v| de_list(&mut ctx, v, &root.key("method")));
+    let method: Option<Vec<Step>> = top
+        .get("method")
+        .and_then(|v| de_list(&mut ctx, v, &root.key("method")));
     let guards: Option<Guards> = match top.get("guards") {
         None => Some(Guards::default()),
         Some(v) => ctx.de(v, &root.key("guards")),
     };
 
-    let (Some(version), Some(name), Some(description), Some(steady_state), Some(stop_when), Some(method), Some(guards)) =
-        (version, name, description, steady, stop_when, method, guards)
+    let (
+        Some(version),
+        Some(name),
+        Some(description),
+        Some(steady_state),
+        Some(stop_when),
+        Some(method),
+        Some(guards),
+    ) = (
+        version,
+        name,
+        description,
+        steady,
+        stop_when,
+        method,
+        guards,
+    )
     else {
         return Err(ctx.diags);
     };
-    let experiment = Experiment { version, name, description, steady_state, stop_when, method, guards };
+    let mut experiment = Experiment {
+        version,
+        name,
+        description,
+        steady_state,
+        stop_when,
+        method,
+        guards,
+    };
     let checked = crate::validate::validate(&mut ctx, &experiment, env);
     if !ctx.diags.is_empty() {
         return Err(ctx.diags);
     }
     let (hypothesis, stop_when, faults) = checked;
-    Ok(Loaded { file: file.to_string(), source: source.to_string(), tree, experiment, hypothesis, stop_when, faults })
+    name_faults(
+        &mut experiment.method,
+        &mut faults.iter().map(|f| f.name.clone()),
+    );
+    Ok(Loaded {
+        file: file.to_string(),
+        source: source.to_string(),
+        tree,
+        experiment,
+        hypothesis,
+        stop_when,
+        faults,
+    })
+}
+
+/// Writes each fault's resolved name into its step, in the order validation found them.
+fn name_faults(steps: &mut [Step], names: &mut dyn Iterator<Item = String>) {
+    for step in steps {
+        match step {
+            Step::Inject(i) => i.name = names.next(),
+            Step::Parallel(inner) => name_faults(inner, names),
+            Step::Wait(_) | Step::Revert(_) => {}
+        }
+    }
 }
 
 /// `steady_state`, with each probe deserialized on its own.
@@ -220,7 +321,9 @@ fn de_steady(ctx: &mut Ctx, v: &Value, at: &Path) -> Option<SteadyState> {
     let mut stripped = m.clone();
     if let Some(Value::Object(probes)) = m.get("probes") {
         for (name, spec) in probes {
-            ok &= ctx.de::<ProbeSpec>(spec, &at.key("probes").key(name)).is_some();
+            ok &= ctx
+                .de::<ProbeSpec>(spec, &at.key("probes").key(name))
+                .is_some();
         }
         stripped.insert("probes".into(), Value::Object(Default::default()));
     }
@@ -282,7 +385,14 @@ mod tests {
     fn env_load(src: &str) -> Result<Loaded, Vec<Diagnostic>> {
         let var = |n: &str| (n == "lab.us-east.edge").then(|| "http://127.0.0.1:9".to_string());
         let check = |_: &ProbeSpec| Vec::new();
-        load("x.yaml", src, &Env { var: &var, check_probe: &check })
+        load(
+            "x.yaml",
+            src,
+            &Env {
+                var: &var,
+                check_probe: &check,
+            },
+        )
     }
 
     const GOOD: &str = "version: 1\nname: t\nsteady_state:\n  probes:\n    users:\n      http: { url: \"${lab.us-east.edge}/play\", rate: 20 }\n  hypothesis:\n    - users.p99 < 250ms\nmethod:\n  - inject:\n      name: zone\n      process: { target: { lab: { zone: us-east-a } } }\n  - wait: 10s\n";
@@ -306,10 +416,23 @@ mod tests {
             .replace("wait: 10s", "wait: 10 parsecs")
             .replace("name: t", "name: t\nsteady: 1");
         let errs = env_load(&bad).unwrap_err();
-        let msgs: Vec<String> = errs.iter().map(|d| format!("{}:{} {}", d.pos.line, d.pos.col, d.message)).collect();
-        assert!(msgs.iter().any(|m| m.starts_with("3:1 unknown key `steady`")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("unknown key `bogus`")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("invalid duration")), "{msgs:?}");
+        let msgs: Vec<String> = errs
+            .iter()
+            .map(|d| format!("{}:{} {}", d.pos.line, d.pos.col, d.message))
+            .collect();
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("3:1 unknown key `steady`")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("unknown key `bogus`")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("invalid duration")),
+            "{msgs:?}"
+        );
         assert_eq!(errs.len(), 3, "{msgs:?}");
     }
 
@@ -318,6 +441,9 @@ mod tests {
         let bad = GOOD.replace("users.p99 < 250ms", "users.p98 < 250ms");
         let errs = env_load(&bad).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert_eq!((errs[0].pos.line, errs[0].pos.col, errs[0].width), (8, 13, 3));
+        assert_eq!(
+            (errs[0].pos.line, errs[0].pos.col, errs[0].width),
+            (8, 13, 3)
+        );
     }
 }

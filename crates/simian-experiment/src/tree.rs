@@ -15,16 +15,32 @@ pub struct Pos {
 
 #[derive(Debug, Clone)]
 pub enum Node {
-    Scalar { text: String, pos: Pos, plain: bool, quoted: bool },
-    Seq { items: Vec<Node>, pos: Pos },
-    Map { entries: Vec<(Node, Node)>, pos: Pos },
-    Alias { pos: Pos },
+    Scalar {
+        text: String,
+        pos: Pos,
+        plain: bool,
+        quoted: bool,
+    },
+    Seq {
+        items: Vec<Node>,
+        pos: Pos,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        pos: Pos,
+    },
+    Alias {
+        pos: Pos,
+    },
 }
 
 impl Node {
     pub fn pos(&self) -> Pos {
         match self {
-            Node::Scalar { pos, .. } | Node::Seq { pos, .. } | Node::Map { pos, .. } | Node::Alias { pos } => *pos,
+            Node::Scalar { pos, .. }
+            | Node::Seq { pos, .. }
+            | Node::Map { pos, .. }
+            | Node::Alias { pos } => *pos,
         }
     }
 
@@ -150,7 +166,10 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
 
 fn to_pos(m: &Marker) -> Pos {
     // yaml-rust2 counts lines from 1 and columns from 0.
-    Pos { line: m.line(), col: m.col() + 1 }
+    Pos {
+        line: m.line(),
+        col: m.col() + 1,
+    }
 }
 
 #[derive(Default)]
@@ -166,8 +185,18 @@ impl Builder {
             Some(Node::Map { entries, .. }) => {
                 // Keys and values arrive alternately; a pending key has a placeholder value.
                 match entries.last_mut() {
-                    Some((_, v @ Node::Alias { pos: Pos { line: 0, .. } })) => *v = node,
-                    _ => entries.push((node, Node::Alias { pos: Pos::default() })),
+                    Some((
+                        _,
+                        v @ Node::Alias {
+                            pos: Pos { line: 0, .. },
+                        },
+                    )) => *v = node,
+                    _ => entries.push((
+                        node,
+                        Node::Alias {
+                            pos: Pos::default(),
+                        },
+                    )),
                 }
             }
             _ => {
@@ -187,11 +216,17 @@ impl MarkedEventReceiver for Builder {
                 text,
                 pos,
                 plain: style == TScalarStyle::Plain,
-                quoted: matches!(style, TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted),
+                quoted: matches!(
+                    style,
+                    TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted
+                ),
             }),
             Event::Alias(_) => self.push_value(Node::Alias { pos }),
             Event::SequenceStart(..) => self.stack.push(Node::Seq { items: vec![], pos }),
-            Event::MappingStart(..) => self.stack.push(Node::Map { entries: vec![], pos }),
+            Event::MappingStart(..) => self.stack.push(Node::Map {
+                entries: vec![],
+                pos,
+            }),
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(n) = self.stack.pop() {
                     self.push_value(n);
@@ -212,10 +247,18 @@ mod tests {
         let t = parse(src).unwrap();
         let p = |path: &[Seg]| t.walk(path).pos();
         assert_eq!(p(&[Seg::Key("a".into())]), Pos { line: 1, col: 4 });
-        assert_eq!(t.walk_key(&[Seg::Key("b".into())]).pos(), Pos { line: 2, col: 1 });
+        assert_eq!(
+            t.walk_key(&[Seg::Key("b".into())]).pos(),
+            Pos { line: 2, col: 1 }
+        );
         let y = [Seg::Key("b".into()), Seg::Key("c".into()), Seg::Index(1)];
         assert_eq!(p(&y), Pos { line: 3, col: 10 });
-        let e = [Seg::Key("b".into()), Seg::Key("d".into()), Seg::Index(0), Seg::Key("e".into())];
+        let e = [
+            Seg::Key("b".into()),
+            Seg::Key("d".into()),
+            Seg::Index(0),
+            Seg::Key("e".into()),
+        ];
         assert_eq!(p(&e), Pos { line: 5, col: 10 });
         assert_eq!(t.walk(&e).width(), 3);
     }

@@ -19,23 +19,45 @@ pub fn max_duration(e: &Experiment) -> Duration {
     e.guards.max_duration.map_or(DEFAULT_MAX_DURATION, |d| d.0)
 }
 
-pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> (Vec<Assertion>, Vec<Assertion>, Vec<FaultSite>) {
+pub(crate) fn validate(
+    ctx: &mut Ctx,
+    e: &Experiment,
+    env: &Env,
+) -> (Vec<Assertion>, Vec<Assertion>, Vec<FaultSite>) {
     let root = Path::default();
     if e.version != 1 {
-        ctx.at(&root.key("version"), format!("unsupported format version {}", e.version), Some("this simian reads `version: 1`".into()));
+        ctx.at(
+            &root.key("version"),
+            format!("unsupported format version {}", e.version),
+            Some("this simian reads `version: 1`".into()),
+        );
     }
     if e.name.trim().is_empty() {
-        ctx.at(&root.key("name"), "the name is empty", Some("name the experiment, e.g. `chaos-gorilla-us-east`".into()));
+        ctx.at(
+            &root.key("name"),
+            "the name is empty",
+            Some("name the experiment, e.g. `chaos-gorilla-us-east`".into()),
+        );
     }
 
     let ss = root.key("steady_state");
     if e.steady_state.probes.is_empty() {
-        ctx.at_key(&ss.key("probes"), "no probes", Some("add a probe, e.g. `users: { http: { url: \"${lab.us-east.edge}/play\" } }`".into()));
+        ctx.at_key(
+            &ss.key("probes"),
+            "no probes",
+            Some(
+                "add a probe, e.g. `users: { http: { url: \"${lab.us-east.edge}/play\" } }`".into(),
+            ),
+        );
     }
     for (name, spec) in &e.steady_state.probes {
         let at = ss.key("probes").key(name);
         if !valid_name(name) {
-            ctx.at_key(&at, format!("invalid probe name `{name}`"), Some("use letters, digits, `_` and `-`, starting with a letter".into()));
+            ctx.at_key(
+                &at,
+                format!("invalid probe name `{name}`"),
+                Some("use letters, digits, `_` and `-`, starting with a letter".into()),
+            );
         }
         for problem in (env.check_probe)(spec) {
             let kind = at.key(match spec {
@@ -46,13 +68,25 @@ pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> (Vec<Asserti
             ctx.at(&kind, problem, None);
         }
     }
-    for (key, d) in [("before", e.steady_state.before), ("after", e.steady_state.after), ("window", e.steady_state.window)] {
+    for (key, d) in [
+        ("before", e.steady_state.before),
+        ("after", e.steady_state.after),
+        ("window", e.steady_state.window),
+    ] {
         if d.0.is_zero() {
-            ctx.at(&ss.key(key), format!("`{key}` must be longer than 0s"), Some("e.g. `5s`".into()));
+            ctx.at(
+                &ss.key(key),
+                format!("`{key}` must be longer than 0s"),
+                Some("e.g. `5s`".into()),
+            );
         }
     }
     if e.steady_state.hypothesis.is_empty() {
-        ctx.at_key(&ss.key("hypothesis"), "the hypothesis is empty", Some("assert something, e.g. `users.success_ratio >= 99%`".into()));
+        ctx.at_key(
+            &ss.key("hypothesis"),
+            "the hypothesis is empty",
+            Some("assert something, e.g. `users.success_ratio >= 99%`".into()),
+        );
     }
     let hypothesis = assertions(ctx, e, &e.steady_state.hypothesis, &ss.key("hypothesis"));
     let stop_when = assertions(ctx, e, &e.stop_when, &root.key("stop_when"));
@@ -62,14 +96,31 @@ pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> (Vec<Asserti
     }
     let mut faults = Vec::new();
     let mut names = BTreeSet::new();
-    steps(ctx, e, &e.method, &root.key("method"), &mut faults, &mut names);
+    steps(
+        ctx,
+        e,
+        &e.method,
+        &root.key("method"),
+        &mut faults,
+        &mut names,
+    );
 
-    if let Some(Pick::Count(0)) | Some(Pick::Percent(simian_core::Percent(0.0))) = e.guards.max_blast_radius {
-        ctx.at(&root.key("guards").key("max_blast_radius"), "a blast radius of 0 allows no fault at all", Some("give a count or percent above 0".into()));
+    if let Some(Pick::Count(0)) | Some(Pick::Percent(simian_core::Percent(0.0))) =
+        e.guards.max_blast_radius
+    {
+        ctx.at(
+            &root.key("guards").key("max_blast_radius"),
+            "a blast radius of 0 allows no fault at all",
+            Some("give a count or percent above 0".into()),
+        );
     }
     if let Some(Pick::Count(max)) = e.guards.max_blast_radius {
         for f in &faults {
-            if let Some(ProcessFault { pick: Pick::Count(n), .. }) = &f.inject.process {
+            if let Some(ProcessFault {
+                pick: Pick::Count(n),
+                ..
+            }) = &f.inject.process
+            {
                 if *n > max {
                     let at = f.path.key("process").key("pick");
                     ctx.at(&at, format!("`{}` picks {n} targets, over the guard's max_blast_radius of {max}", f.name), Some("lower `pick`, or raise `guards.max_blast_radius` if that blast radius is intended".into()));
@@ -80,15 +131,30 @@ pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> (Vec<Asserti
     let max = max_duration(e);
     if let Some(d) = e.guards.max_duration {
         if d.0.is_zero() {
-            ctx.at(&root.key("guards").key("max_duration"), "`max_duration` must be longer than 0s", None);
+            ctx.at(
+                &root.key("guards").key("max_duration"),
+                "`max_duration` must be longer than 0s",
+                None,
+            );
         }
     }
-    let least = e.steady_state.before.0 + method_time(&e.method) + e.steady_state.settle.0 + e.steady_state.after.0;
+    let least = e.steady_state.before.0
+        + method_time(&e.method)
+        + e.steady_state.settle.0
+        + e.steady_state.after.0;
     if least > max && !max.is_zero() {
-        let at = if e.guards.max_duration.is_some() { root.key("guards").key("max_duration") } else { root.key("method") };
+        let at = if e.guards.max_duration.is_some() {
+            root.key("guards").key("max_duration")
+        } else {
+            root.key("method")
+        };
         ctx.at(
             &at,
-            format!("the run needs at least {} but max_duration is {}", simian_core::Dur(least), simian_core::Dur(max)),
+            format!(
+                "the run needs at least {} but max_duration is {}",
+                simian_core::Dur(least),
+                simian_core::Dur(max)
+            ),
             Some("raise `guards.max_duration` or shorten the waits".into()),
         );
     }
@@ -97,7 +163,8 @@ pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> (Vec<Asserti
 
 fn valid_name(n: &str) -> bool {
     n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn assertions(ctx: &mut Ctx, e: &Experiment, texts: &[String], at: &Path) -> Vec<Assertion> {
@@ -106,7 +173,9 @@ fn assertions(ctx: &mut Ctx, e: &Experiment, texts: &[String], at: &Path) -> Vec
         let path = at.index(i);
         let node = ctx.tree.walk(&path.0);
         let (pos, quoted, single) = match node {
-            Node::Scalar { pos, quoted, text, .. } => (*pos, *quoted, !text.contains('\n')),
+            Node::Scalar {
+                pos, quoted, text, ..
+            } => (*pos, *quoted, !text.contains('\n')),
             n => (n.pos(), false, false),
         };
         let place = |offset: usize| {
@@ -121,13 +190,21 @@ fn assertions(ctx: &mut Ctx, e: &Experiment, texts: &[String], at: &Path) -> Vec
             Ok(a) => {
                 if !e.steady_state.probes.contains_key(&a.probe) {
                     let offset = text.len() - text.trim_start().len();
-                    let known: Vec<&str> = e.steady_state.probes.keys().map(String::as_str).collect();
+                    let known: Vec<&str> =
+                        e.steady_state.probes.keys().map(String::as_str).collect();
                     let hint = match did_you_mean(&a.probe, known.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None if known.is_empty() => "define probes under `steady_state.probes`".to_string(),
+                        None if known.is_empty() => {
+                            "define probes under `steady_state.probes`".to_string()
+                        }
                         None => format!("probes are {}", known.join(", ")),
                     };
-                    ctx.push(place(offset), a.probe.len(), format!("no probe named `{}`", a.probe), Some(hint));
+                    ctx.push(
+                        place(offset),
+                        a.probe.len(),
+                        format!("no probe named `{}`", a.probe),
+                        Some(hint),
+                    );
                 } else {
                     out.push(a);
                 }
@@ -137,14 +214,25 @@ fn assertions(ctx: &mut Ctx, e: &Experiment, texts: &[String], at: &Path) -> Vec
     out
 }
 
-fn steps(ctx: &mut Ctx, e: &Experiment, list: &[Step], at: &Path, faults: &mut Vec<FaultSite>, names: &mut BTreeSet<String>) {
+fn steps(
+    ctx: &mut Ctx,
+    e: &Experiment,
+    list: &[Step],
+    at: &Path,
+    faults: &mut Vec<FaultSite>,
+    names: &mut BTreeSet<String>,
+) {
     for (i, step) in list.iter().enumerate() {
         let path = at.index(i);
         match step {
             Step::Wait(_) => {}
             Step::Parallel(inner) => {
                 if inner.is_empty() {
-                    ctx.at(&path.key("parallel"), "an empty `parallel` group", Some("list the steps to run at once".into()));
+                    ctx.at(
+                        &path.key("parallel"),
+                        "an empty `parallel` group",
+                        Some("list the steps to run at once".into()),
+                    );
                 }
                 steps(ctx, e, inner, &path.key("parallel"), faults, names);
             }
@@ -154,30 +242,57 @@ fn steps(ctx: &mut Ctx, e: &Experiment, list: &[Step], at: &Path, faults: &mut V
                         Some(s) => format!("did you mean `{s}`?"),
                         None => "`revert` names an `inject` step that comes before it".to_string(),
                     };
-                    ctx.at(&path.key("revert"), format!("no fault named `{name}` is injected before this step"), Some(hint));
+                    ctx.at(
+                        &path.key("revert"),
+                        format!("no fault named `{name}` is injected before this step"),
+                        Some(hint),
+                    );
                 }
             }
             Step::Inject(inj) => {
                 let at = path.key("inject");
-                let name = inj.name.clone().unwrap_or_else(|| format!("{}-{}", backend(inj), faults.len() + 1));
+                let name = inj
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}", backend(inj), faults.len() + 1));
                 if let Some(n) = &inj.name {
                     if !valid_name(n) {
-                        ctx.at(&at.key("name"), format!("invalid fault name `{n}`"), Some("use letters, digits, `_` and `-`".into()));
+                        ctx.at(
+                            &at.key("name"),
+                            format!("invalid fault name `{n}`"),
+                            Some("use letters, digits, `_` and `-`".into()),
+                        );
                     }
                 }
                 if !names.insert(name.clone()) {
-                    ctx.at(&at.key("name"), format!("two faults are named `{name}`"), Some("give each `inject` its own name".into()));
+                    ctx.at(
+                        &at.key("name"),
+                        format!("two faults are named `{name}`"),
+                        Some("give each `inject` its own name".into()),
+                    );
                 }
                 if let Some(d) = inj.duration {
                     if d.0.is_zero() {
-                        ctx.at(&at.key("duration"), "`duration` must be longer than 0s", None);
+                        ctx.at(
+                            &at.key("duration"),
+                            "`duration` must be longer than 0s",
+                            None,
+                        );
                     }
                 }
                 match &inj.process {
-                    None => ctx.at_key(&at, "this `inject` names no fault", Some("add a backend key: `process: {...}`".into())),
+                    None => ctx.at_key(
+                        &at,
+                        "this `inject` names no fault",
+                        Some("add a backend key: `process: {...}`".into()),
+                    ),
                     Some(p) => process(ctx, e, p, &at.key("process")),
                 }
-                faults.push(FaultSite { name, path, inject: inj.clone() });
+                faults.push(FaultSite {
+                    name,
+                    path,
+                    inject: inj.clone(),
+                });
             }
         }
     }
@@ -198,7 +313,14 @@ fn process(ctx: &mut Ctx, e: &Experiment, p: &ProcessFault, at: &Path) {
             if let Err(err) = regex::Regex::new(re) {
                 let msg = err.to_string();
                 let last = msg.lines().last().unwrap_or("invalid").trim().to_string();
-                ctx.at(&t.key("pattern"), format!("invalid pattern: {}", last.trim_start_matches("error: ")), Some("a regular expression over the full command line, e.g. `nginx: worker`".into()));
+                ctx.at(
+                    &t.key("pattern"),
+                    format!("invalid pattern: {}", last.trim_start_matches("error: ")),
+                    Some(
+                        "a regular expression over the full command line, e.g. `nginx: worker`"
+                            .into(),
+                    ),
+                );
             }
         }
         ProcessTarget::Pidfile(f) | ProcessTarget::Name(f) if f.trim().is_empty() => {
@@ -207,11 +329,23 @@ fn process(ctx: &mut Ctx, e: &Experiment, p: &ProcessFault, at: &Path) {
         _ => {}
     }
     if let Pick::Count(0) = p.pick {
-        ctx.at(&at.key("pick"), "`pick: 0` selects no target", Some("use `all`, a count above 0, or a percent".into()));
+        ctx.at(
+            &at.key("pick"),
+            "`pick: 0` selects no target",
+            Some("use `all`, a count above 0, or a percent".into()),
+        );
     }
     let lab = matches!(p.target, ProcessTarget::Lab(_));
-    if p.action == ProcessAction::Kill && !lab && p.restart.is_none() && !e.guards.allow_irreversible {
-        let at = if ctx.tree.walk(&at.key("action").0).pos() != ctx.tree.walk(&at.0).pos() { at.key("action") } else { at.clone() };
+    if p.action == ProcessAction::Kill
+        && !lab
+        && p.restart.is_none()
+        && !e.guards.allow_irreversible
+    {
+        let at = if ctx.tree.walk(&at.key("action").0).pos() != ctx.tree.walk(&at.0).pos() {
+            at.key("action")
+        } else {
+            at.clone()
+        };
         ctx.at_key(
             &at,
             "killing these processes cannot be undone: nothing here restarts them",
@@ -227,7 +361,11 @@ pub fn method_time(list: &[Step]) -> Duration {
             Step::Wait(d) => d.0,
             Step::Inject(i) => i.duration.map_or(Duration::ZERO, |d| d.0),
             Step::Revert(_) => Duration::ZERO,
-            Step::Parallel(inner) => inner.iter().map(|s| method_time(std::slice::from_ref(s))).max().unwrap_or_default(),
+            Step::Parallel(inner) => inner
+                .iter()
+                .map(|s| method_time(std::slice::from_ref(s)))
+                .max()
+                .unwrap_or_default(),
         })
         .sum()
 }

@@ -5,7 +5,12 @@ use serde_json::Value;
 use crate::load::Ctx;
 use crate::tree::{Node, Path};
 
-pub(crate) fn substitute(v: &mut Value, at: &Path, ctx: &mut Ctx, var: &dyn Fn(&str) -> Option<String>) {
+pub(crate) fn substitute(
+    v: &mut Value,
+    at: &Path,
+    ctx: &mut Ctx,
+    var: &dyn Fn(&str) -> Option<String>,
+) {
     match v {
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -20,7 +25,9 @@ pub(crate) fn substitute(v: &mut Value, at: &Path, ctx: &mut Ctx, var: &dyn Fn(&
         Value::String(s) if s.contains("${") => {
             let node = ctx.tree.walk(&at.0);
             let (base, offset_ok, plain) = match node {
-                Node::Scalar { pos, plain, text, .. } => (*pos, !text.contains('\n'), *plain),
+                Node::Scalar {
+                    pos, plain, text, ..
+                } => (*pos, !text.contains('\n'), *plain),
                 n => (n.pos(), false, false),
             };
             let quoted = matches!(node, Node::Scalar { quoted: true, .. });
@@ -48,7 +55,12 @@ pub(crate) fn substitute(v: &mut Value, at: &Path, ctx: &mut Ctx, var: &dyn Fn(&
                             "pass it with `--var {name}=VALUE`, set the environment variable, or give a default: `${{{name}:-VALUE}}`{}",
                             if name.starts_with("lab.") { "; lab variables need a running lab (`simian lab up`) or `simian run --lab`" } else { "" }
                         );
-                        ctx.push(pos, width, format!("undefined variable `{name}`"), Some(hint));
+                        ctx.push(
+                            pos,
+                            width,
+                            format!("undefined variable `{name}`"),
+                            Some(hint),
+                        );
                     }
                 }
             }
@@ -58,7 +70,10 @@ pub(crate) fn substitute(v: &mut Value, at: &Path, ctx: &mut Ctx, var: &dyn Fn(&
 }
 
 /// Expands variables in `s`; on failure, the (char offset, width, name) of each undefined one.
-pub fn expand(s: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<(usize, usize, String)>> {
+pub fn expand(
+    s: &str,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Vec<(usize, usize, String)>> {
     let mut out = String::new();
     let mut errs = Vec::new();
     let mut rest = s;
@@ -111,7 +126,10 @@ mod tests {
 
     #[test]
     fn expands_defaults_and_escapes() {
-        assert_eq!(expand("${lab.us-east.edge}/play", &vars).unwrap(), "http://127.0.0.1:9/play");
+        assert_eq!(
+            expand("${lab.us-east.edge}/play", &vars).unwrap(),
+            "http://127.0.0.1:9/play"
+        );
         assert_eq!(expand("${nope:-5s}", &vars).unwrap(), "5s");
         assert_eq!(expand("cost $${rate}", &vars).unwrap(), "cost ${rate}");
         let e = expand("a ${x} b ${y}", &vars).unwrap_err();

@@ -1,2 +1,84 @@
-//! Fault injectors: plan, inject, and an idempotent revert that can run in another process.
+//! Fault injectors. Each fault is planned (targets resolved, nothing
+//! changed), prepared (its revert record computed, for the journal to hold
+//! before anything changes) and applied. Reverting needs only the record, so
+//! it can run in another process (`simian recover`), and is idempotent.
 #![forbid(unsafe_code)]
+
+mod error;
+mod process;
+mod procfs;
+
+use async_trait::async_trait;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use simian_experiment::Inject;
+use simian_lab::LabState;
+
+pub use error::FaultError;
+pub use process::{ProcessRevert, Restart, RevertTarget};
+
+/// What a fault will do, resolved before anything is injected (the dry run).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// `process`, ...
+    pub backend: String,
+    /// What it does to each target, e.g. `SIGKILL`.
+    pub action: String,
+    /// The targets it will hit, human-readable.
+    pub targets: Vec<String>,
+    /// How many targets were eligible (the blast radius denominator).
+    pub eligible: usize,
+    /// What the eligible targets are, e.g. `lab instances`; guards sum per universe.
+    pub universe: String,
+    /// How the fault is undone.
+    pub revert: String,
+    /// True when nothing can undo it.
+    pub irreversible: bool,
+}
+
+/// Everything needed to undo one applied fault, serialised into the journal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RevertRecord {
+    Process(ProcessRevert),
+}
+
+/// What a revert did, for reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reverted {
+    pub actions: Vec<String>,
+}
+
+/// A runtime fault built from an `inject` step.
+#[async_trait]
+pub trait Fault: Send + Sync {
+    fn plan(&self) -> &Plan;
+    /// Resolves what exactly will change (current pids, ...) into a revert record; changes nothing.
+    async fn prepare(&self) -> Result<RevertRecord, FaultError>;
+    /// Applies the fault described by `record` (as returned by `prepare`).
+    async fn apply(&self, record: &RevertRecord) -> Result<(), FaultError>;
+}
+
+/// What building a fault can use.
+pub struct BuildCtx<'a> {
+    pub lab: Option<&'a LabState>,
+    /// Seeded, so target selection can be replayed with `--seed`.
+    pub rng: &'a mut ChaCha8Rng,
+}
+
+/// Builds the fault for an `inject` step, resolving its targets.
+pub fn build(inject: &Inject, ctx: &mut BuildCtx) -> Result<Box<dyn Fault>, FaultError> {
+    match &inject.process {
+        Some(p) => Ok(Box::new(process::ProcessFault::build(p, ctx)?)),
+        None => Err(FaultError::Config(
+            "the inject step names no backend".into(),
+        )),
+    }
+}
+
+/// Undoes a recorded fault. Safe to call again on an already reverted one.
+pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
+    match record {
+        RevertRecord::Process(p) => process::revert(p).await,
+    }
+}

@@ -1,2 +1,13 @@
-//! Reporters: console summary, JSON and JUnit XML from a finished run.
+//! Reporters: the live console, the console summary, JSON and JUnit XML, all
+//! drawn from the same run events and report.
 #![forbid(unsafe_code)]
+
+pub mod console;
+pub mod junit;
+
+use simian_engine::RunReport;
+
+/// The whole run, machine-readable.
+pub fn json(report: &RunReport) -> String {
+    serde_json::to_string_pretty(report).expect("reports serialize")
+}

@@ -1,0 +1,386 @@
+//! What each subcommand does.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use clap::CommandFactory;
+use simian_engine::{PrepareError, RunOptions};
+use simian_experiment::{Diagnostic, Env, Loaded};
+use simian_lab::LabState;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{exit, Cli, Command, RunArgs, VarArgs};
+
+pub async fn dispatch(cmd: Command, state_dir: PathBuf) -> i32 {
+    match cmd {
+        Command::Validate { files, vars } => validate(&files, &vars, &state_dir),
+        Command::Plan { file, vars, seed } => plan(&file, &vars, seed, &state_dir),
+        Command::Run(args) => run(args, &state_dir).await,
+        Command::Recover { journal } => recover(&journal).await,
+        Command::Lab { cmd } => report_err(simian_lab::cli::run(cmd, &state_dir).await),
+        Command::Probe { cmd } => report_err(simian_probes::cli::run(cmd).await),
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&simian_experiment::schema())
+                    .expect("schema serializes")
+            );
+            exit::HELD
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "simian", &mut std::io::stdout());
+            exit::HELD
+        }
+    }
+}
+
+fn report_err<E: std::fmt::Display>(r: Result<i32, E>) -> i32 {
+    r.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        exit::NOT_RUN
+    })
+}
+
+/// Parses `--var NAME=VALUE` flags.
+fn var_map(v: &VarArgs) -> Result<BTreeMap<String, String>, String> {
+    v.vars
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(format!(
+                "invalid --var `{kv}`: expected NAME=VALUE, e.g. `--var rate=100`"
+            )),
+        })
+        .collect()
+}
+
+enum LabVars<'a> {
+    /// Resolve `lab.*` from this lab.
+    Lab(&'a LabState),
+    /// No lab: `lab.*` resolves to a placeholder (validation only).
+    Placeholder,
+    /// No lab: `lab.*` is undefined.
+    None,
+}
+
+fn load(file: &Path, vars: &BTreeMap<String, String>, lab: LabVars) -> Result<Loaded, i32> {
+    let shown = file.display().to_string();
+    let source = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot read {shown}: {e}");
+            return Err(exit::NOT_RUN);
+        }
+    };
+    let lab_vars = match lab {
+        LabVars::Lab(l) => l.variables(),
+        _ => BTreeMap::new(),
+    };
+    let placeholder = matches!(lab, LabVars::Placeholder);
+    let var = |name: &str| -> Option<String> {
+        if let Some(v) = vars.get(name) {
+            return Some(v.clone());
+        }
+        if let Some(rest) = name.strip_prefix("lab.") {
+            return lab_vars
+                .get(name)
+                .cloned()
+                .or_else(|| placeholder.then(|| placeholder_for(rest)));
+        }
+        std::env::var(name).ok()
+    };
+    let check = |spec: &simian_experiment::ProbeSpec| simian_probes::check(spec);
+    simian_experiment::load(
+        &shown,
+        &source,
+        &Env {
+            var: &var,
+            check_probe: &check,
+        },
+    )
+    .map_err(|diags| {
+        print_diags(&diags, &source);
+        exit::NOT_RUN
+    })
+}
+
+fn placeholder_for(rest: &str) -> String {
+    if rest.ends_with(".edge") || rest.contains('-') {
+        "http://127.0.0.1:9".into()
+    } else {
+        "lab".into()
+    }
+}
+
+fn print_diags(diags: &[Diagnostic], source: &str) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = writeln!(err, "{}", d.render(source));
+    }
+    let n = diags.len();
+    let _ = writeln!(
+        err,
+        "{n} problem{} found; nothing was injected.",
+        if n == 1 { "" } else { "s" }
+    );
+}
+
+fn lab_state(state_dir: &Path) -> Option<LabState> {
+    simian_lab::load(state_dir).ok().flatten()
+}
+
+fn validate(files: &[PathBuf], vars: &VarArgs, state_dir: &Path) -> i32 {
+    let vars = match var_map(vars) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::NOT_RUN;
+        }
+    };
+    let lab = lab_state(state_dir);
+    let mut code = exit::HELD;
+    for f in files {
+        let mode = lab.as_ref().map_or(LabVars::Placeholder, LabVars::Lab);
+        match load(f, &vars, mode) {
+            Ok(l) => println!("ok: {} ({})", f.display(), l.experiment.name),
+            Err(c) => code = c,
+        }
+    }
+    code
+}
+
+fn plan(file: &Path, vars: &VarArgs, seed: Option<u64>, state_dir: &Path) -> i32 {
+    let vars = match var_map(vars) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::NOT_RUN;
+        }
+    };
+    let lab = lab_state(state_dir);
+    let loaded = match load(
+        file,
+        &vars,
+        lab.as_ref().map_or(LabVars::None, LabVars::Lab),
+    ) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let seed = seed.unwrap_or_else(fresh_seed);
+    match simian_engine::plan(&loaded, lab.as_ref(), seed) {
+        Ok(planned) => {
+            print!("{}", crate::plan_view::render(&loaded, &planned, seed));
+            exit::HELD
+        }
+        Err(diags) => {
+            print_diags(&diags, &loaded.source);
+            exit::NOT_RUN
+        }
+    }
+}
+
+fn fresh_seed() -> u64 {
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (n ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15) % 1_000_000_000
+}
+
+async fn run(args: RunArgs, state_dir: &Path) -> i32 {
+    let vars = match var_map(&args.vars) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::NOT_RUN;
+        }
+    };
+    // Refuse bad input before starting anything, lab included.
+    if let Err(code) = load(&args.file, &vars, LabVars::Placeholder) {
+        return code;
+    }
+    let mut throwaway = false;
+    let mut lab = lab_state(state_dir);
+    if args.lab && lab.is_none() {
+        eprintln!("starting a throwaway lab in {} …", state_dir.display());
+        match simian_lab::up(state_dir, simian_lab::LabSpec::default()).await {
+            Ok(l) => {
+                lab = Some(l);
+                throwaway = true;
+            }
+            Err(e) => {
+                eprintln!("error: failed to start the lab: {e}");
+                return exit::NOT_RUN;
+            }
+        }
+    }
+    let code = run_loaded(&args, &vars, lab.as_ref(), state_dir).await;
+    if throwaway {
+        if let Err(e) = simian_lab::down(state_dir).await {
+            eprintln!("warning: failed to take the throwaway lab down: {e}; run `simian lab down`");
+        } else if !args.quiet {
+            eprintln!("throwaway lab taken down");
+        }
+    }
+    code
+}
+
+async fn run_loaded(
+    args: &RunArgs,
+    vars: &BTreeMap<String, String>,
+    lab: Option<&LabState>,
+    state_dir: &Path,
+) -> i32 {
+    let loaded = match load(&args.file, vars, lab.map_or(LabVars::None, LabVars::Lab)) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let seed = args.seed.unwrap_or_else(fresh_seed);
+    let journal = args.journal.clone().unwrap_or_else(|| {
+        state_dir.join("runs").join(format!(
+            "{}.jsonl",
+            simian_engine::run_id(&loaded.experiment.name)
+        ))
+    });
+    let source = loaded.source.clone();
+    let probes = CancellationToken::new();
+    let opts = RunOptions {
+        journal: journal.clone(),
+        seed,
+        command_line: std::env::args().collect(),
+        lab: lab.cloned(),
+        tick: args.tick.0,
+    };
+    let prepared = match simian_engine::prepare(loaded, opts, &probes) {
+        Ok(p) => p,
+        Err(PrepareError::Invalid(diags)) => {
+            print_diags(&diags, &source);
+            return exit::NOT_RUN;
+        }
+        Err(e) => {
+            eprintln!("error: {e}; nothing was injected");
+            probes.cancel();
+            return exit::NOT_RUN;
+        }
+    };
+
+    let (abort_tx, abort_rx) = watch::channel(None::<String>);
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if first {
+                let _ = abort_tx.send(Some(format!("{name} received")));
+                first = false;
+            } else {
+                eprintln!("{name} again: still reverting; wait for it, or SIGKILL and `simian recover {}`", journal.display());
+            }
+        }
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let quiet = args.quiet;
+    let printer = tokio::spawn(async move {
+        let mut live = simian_report::console::Live::new(1000);
+        while let Some(ev) = rx.recv().await {
+            if !quiet {
+                if let Some(line) = live.line(&ev) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    });
+    let journal_path = prepared.journal.path().to_path_buf();
+    let handle = tokio::spawn(simian_engine::execute(prepared, abort_rx, tx));
+    let result = handle.await;
+    probes.cancel();
+    signals.abort();
+    let _ = printer.await;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // A panic in the engine: put everything back from the journal.
+            eprintln!("error: the run failed unexpectedly ({e}); reverting from the journal");
+            return match simian_engine::recover(&journal_path).await {
+                Ok(r) if r.failed.is_empty() => exit::ABORTED,
+                _ => {
+                    eprintln!(
+                        "a revert failed: run `simian recover {}`",
+                        journal_path.display()
+                    );
+                    exit::REVERT_FAILED
+                }
+            };
+        }
+    };
+    if let Some(p) = &args.json {
+        write_file(p, &simian_report::json(&report));
+    }
+    if let Some(p) = &args.junit {
+        write_file(p, &simian_report::junit::render(&report));
+    }
+    print!("{}", simian_report::console::summary(&report));
+    report.exit_code
+}
+
+fn write_file(path: &Path, text: &str) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+}
+
+async fn recover(journal: &Path) -> i32 {
+    match simian_engine::recover(journal).await {
+        Err(e) => {
+            eprintln!("error: failed to {e}");
+            exit::NOT_RUN
+        }
+        Ok(r) => {
+            if let Some(pid) = r.still_running {
+                eprintln!("warning: the run (pid {pid}) still seems to be running; its faults are reverted anyway");
+            }
+            if r.unreadable_lines > 0 {
+                eprintln!(
+                    "note: {} unreadable line(s) skipped (a line torn by a crash is expected)",
+                    r.unreadable_lines
+                );
+            }
+            if r.reverted.is_empty() && r.failed.is_empty() {
+                println!("{}: nothing to revert", r.run_id);
+            }
+            for (fault, actions) in &r.reverted {
+                println!(
+                    "reverted {fault}: {}",
+                    if actions.is_empty() {
+                        "nothing left to do".into()
+                    } else {
+                        actions.join(", ")
+                    }
+                );
+            }
+            for (fault, e) in &r.failed {
+                println!("FAILED to revert {fault}: {e}");
+            }
+            if r.failed.is_empty() {
+                exit::HELD
+            } else {
+                exit::REVERT_FAILED
+            }
+        }
+    }
+}

@@ -1,0 +1,718 @@
+//! The run: before (the hypothesis must hold; this is the baseline) →
+//! method (the hypothesis judged and stop conditions checked on every tick)
+//! → revert, newest first → after → verdict. A stop condition, a signal or
+//! `max_duration` aborts: every applied fault is reverted at once.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use simian_core::{Metrics, Recorder};
+use simian_experiment::{Assertion, Loaded, Step};
+use simian_injectors::{Fault, RevertRecord};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::events::{EventKind, Phase, RunEvent};
+use crate::journal::{Entry, Header, Journal};
+use crate::plan::Planned;
+use crate::report::*;
+
+/// Everything a run needs, built and started by the caller.
+pub struct Prepared {
+    pub loaded: Loaded,
+    pub faults: Vec<Planned>,
+    /// Running probes' recorders, by probe name.
+    pub probes: BTreeMap<String, Arc<Recorder>>,
+    pub journal: Journal,
+    pub header: Header,
+    /// How often the hypothesis and stop conditions are judged during the method.
+    pub tick: Duration,
+}
+
+struct Applied {
+    name: String,
+    seq: u32,
+    record: RevertRecord,
+}
+
+struct Shared {
+    t0: Instant,
+    journal: Mutex<Journal>,
+    applied: Mutex<Vec<Applied>>,
+    faults: Mutex<BTreeMap<String, FaultReport>>,
+    events: Mutex<Vec<RunEvent>>,
+    sink: mpsc::UnboundedSender<RunEvent>,
+    seq: Mutex<u32>,
+}
+
+impl Shared {
+    fn ms(&self) -> u64 {
+        self.t0.elapsed().as_millis() as u64
+    }
+
+    fn emit(&self, kind: EventKind) {
+        let ev = RunEvent {
+            at_ms: self.ms(),
+            kind,
+        };
+        let _ = self
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&Entry::Event(ev.clone()), false);
+        let _ = self.sink.send(ev.clone());
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ev);
+    }
+
+    fn journal(&self, e: &Entry, durable: bool) -> Result<(), String> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(e, durable)
+            .map_err(|e| e.to_string())
+    }
+}
+
+enum End {
+    Done,
+    Abort(String),
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Runs a prepared experiment to its verdict. `abort` carries a reason when
+/// a signal (or anything else outside) asks the run to stop.
+pub async fn execute(
+    p: Prepared,
+    mut abort: watch::Receiver<Option<String>>,
+    sink: mpsc::UnboundedSender<RunEvent>,
+) -> RunReport {
+    let Prepared {
+        loaded,
+        faults,
+        probes,
+        journal,
+        header,
+        tick,
+    } = p;
+    let exp = &loaded.experiment;
+    let shared = Arc::new(Shared {
+        t0: probes
+            .values()
+            .map(|r| r.started())
+            .min()
+            .unwrap_or_else(Instant::now),
+        journal: Mutex::new(journal),
+        applied: Mutex::new(Vec::new()),
+        faults: Mutex::new(BTreeMap::new()),
+        events: Mutex::new(Vec::new()),
+        sink,
+        seq: Mutex::new(0),
+    });
+    {
+        let mut fr = shared.faults.lock().unwrap();
+        for f in &faults {
+            fr.insert(
+                f.name.clone(),
+                FaultReport {
+                    name: f.name.clone(),
+                    plan: f.fault.plan().clone(),
+                    injected_ms: None,
+                    reverted_ms: None,
+                    revert_error: None,
+                },
+            );
+        }
+    }
+    let faults: BTreeMap<String, Box<dyn Fault>> =
+        faults.into_iter().map(|p| (p.name, p.fault)).collect();
+    let journal_path = shared.journal.lock().unwrap().path().display().to_string();
+    shared.emit(EventKind::Started {
+        experiment: exp.name.clone(),
+        journal: journal_path.clone(),
+        seed: header.seed,
+    });
+
+    let deadline = shared.t0 + simian_experiment::max_duration(exp);
+    let mut results: Vec<AssertionResult> = Vec::new();
+    let mut phases = Vec::new();
+    let mut reason: Option<String> = None;
+    let mut verdict = Verdict::Held;
+    let mut stop: Option<StopReport> = None;
+    let mut baseline: BTreeMap<String, Metrics> = BTreeMap::new();
+
+    // Before: the hypothesis must hold; its window is the baseline.
+    shared.emit(EventKind::Phase {
+        phase: Phase::Before,
+    });
+    let start = Instant::now();
+    let before = tokio::select! {
+        _ = sample_loop(&shared, &probes, tick, exp.steady_state.window.0) => unreachable!(),
+        _ = tokio::time::sleep(exp.steady_state.before.0) => End::Done,
+        r = aborted(&mut abort) => End::Abort(r),
+        _ = tokio::time::sleep_until(deadline) => End::Abort(max_duration_reason(&loaded)),
+    };
+    let now = Instant::now();
+    phases.push(span(&shared, Phase::Before, start, now));
+    if let End::Abort(r) = before {
+        return finish(
+            &shared,
+            &loaded,
+            &header,
+            Verdict::Aborted,
+            Some(r),
+            phases,
+            results,
+            baseline,
+            None,
+        )
+        .await;
+    }
+    for (name, rec) in &probes {
+        baseline.insert(name.clone(), rec.between(start, now));
+    }
+    let mut not_steady = Vec::new();
+    for a in &loaded.hypothesis {
+        let m = &baseline[&a.probe];
+        let c = a.check(m, Some(m));
+        results.push(result(Phase::Before, a, &c, None));
+        if c.held != Some(true) {
+            not_steady.push(format!("`{a}` ({})", a.describe(&c)));
+        }
+    }
+    for s in &loaded.stop_when {
+        let m = &baseline[&s.probe];
+        let c = s.check(m, Some(m));
+        if c.held == Some(true) {
+            not_steady.push(format!(
+                "stop condition `{s}` is already true ({})",
+                s.describe(&c)
+            ));
+        }
+    }
+    if !not_steady.is_empty() {
+        let r = format!(
+            "the system is not steady before the method: {}",
+            not_steady.join("; ")
+        );
+        return finish(
+            &shared,
+            &loaded,
+            &header,
+            Verdict::NotRun,
+            Some(r),
+            phases,
+            results,
+            baseline,
+            None,
+        )
+        .await;
+    }
+
+    // Method: judged continuously; a stop condition aborts.
+    shared.emit(EventKind::Phase {
+        phase: Phase::Method,
+    });
+    let start = Instant::now();
+    let mut watch = Watch::new(&loaded.hypothesis);
+    let outcome = tokio::select! {
+        r = run_steps(&shared, &faults, &exp.method) => match r {
+            Ok(()) => End::Done,
+            Err(e) => End::Abort(e),
+        },
+        (cond, detail, at) = monitor(&shared, &probes, &loaded, &baseline, &mut watch, tick) => {
+            stop = Some(StopReport { condition: cond.clone(), detail: detail.clone(), detected_ms: at, reverted_ms: None });
+            End::Abort(format!("stop condition `{cond}` tripped ({detail})"))
+        }
+        r = aborted(&mut abort) => End::Abort(r),
+        _ = tokio::time::sleep_until(deadline) => End::Abort(max_duration_reason(&loaded)),
+    };
+    phases.push(span(&shared, Phase::Method, start, Instant::now()));
+    results.extend(watch.results(&loaded.hypothesis));
+    if let End::Abort(r) = &outcome {
+        shared.emit(EventKind::Aborting { reason: r.clone() });
+        reason = Some(r.clone());
+        verdict = Verdict::Aborted;
+    }
+
+    // Revert everything still applied, newest first.
+    shared.emit(EventKind::Phase {
+        phase: Phase::Revert,
+    });
+    let start = Instant::now();
+    let revert_ok = revert_all(&shared).await;
+    phases.push(span(&shared, Phase::Revert, start, Instant::now()));
+    if let Some(s) = &mut stop {
+        s.reverted_ms = Some(shared.ms());
+    }
+    if !revert_ok {
+        let r = format!(
+            "a revert failed: something may still be broken; run `simian recover {journal_path}`"
+        );
+        return finish(
+            &shared,
+            &loaded,
+            &header,
+            Verdict::RevertFailed,
+            Some(r),
+            phases,
+            results,
+            baseline,
+            stop,
+        )
+        .await;
+    }
+    if verdict == Verdict::Aborted {
+        return finish(
+            &shared, &loaded, &header, verdict, reason, phases, results, baseline, stop,
+        )
+        .await;
+    }
+    if results
+        .iter()
+        .any(|r| r.phase == Phase::Method && r.held == Some(false))
+    {
+        verdict = Verdict::Deviated;
+    }
+
+    // After: the hypothesis must hold again once every fault is reverted.
+    shared.emit(EventKind::Phase {
+        phase: Phase::After,
+    });
+    let settle_end = Instant::now() + exp.steady_state.settle.0;
+    let after_end = settle_end + exp.steady_state.after.0;
+    let after = tokio::select! {
+        _ = sample_loop(&shared, &probes, tick, exp.steady_state.window.0) => unreachable!(),
+        _ = tokio::time::sleep_until(after_end) => End::Done,
+        r = aborted(&mut abort) => End::Abort(r),
+        _ = tokio::time::sleep_until(deadline) => End::Abort(max_duration_reason(&loaded)),
+    };
+    phases.push(span(
+        &shared,
+        Phase::After,
+        settle_end.min(Instant::now()),
+        Instant::now(),
+    ));
+    if let End::Abort(r) = after {
+        return finish(
+            &shared,
+            &loaded,
+            &header,
+            Verdict::Aborted,
+            Some(r),
+            phases,
+            results,
+            baseline,
+            stop,
+        )
+        .await;
+    }
+    for a in &loaded.hypothesis {
+        let m = probes[&a.probe].between(settle_end, after_end);
+        let c = a.check(&m, baseline.get(&a.probe));
+        if c.held != Some(true) {
+            verdict = Verdict::Deviated;
+        }
+        results.push(result(Phase::After, a, &c, None));
+    }
+    finish(
+        &shared, &loaded, &header, verdict, None, phases, results, baseline, stop,
+    )
+    .await
+}
+
+fn max_duration_reason(l: &Loaded) -> String {
+    format!(
+        "max_duration of {} reached",
+        simian_core::Dur(simian_experiment::max_duration(&l.experiment))
+    )
+}
+
+fn span(s: &Shared, phase: Phase, start: Instant, end: Instant) -> PhaseSpan {
+    PhaseSpan {
+        phase,
+        start_ms: start.saturating_duration_since(s.t0).as_millis() as u64,
+        end_ms: end.saturating_duration_since(s.t0).as_millis() as u64,
+    }
+}
+
+fn result(
+    phase: Phase,
+    a: &Assertion,
+    c: &simian_experiment::Check,
+    first_breach_ms: Option<u64>,
+) -> AssertionResult {
+    AssertionResult {
+        phase,
+        assertion: a.text.clone(),
+        held: c.held,
+        measured: c.measured,
+        bound: c.bound,
+        detail: a.describe(c),
+        first_breach_ms,
+    }
+}
+
+async fn aborted(rx: &mut watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(r) = rx.borrow_and_update().clone() {
+            return r;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Emits probe samples on every tick; never returns.
+async fn sample_loop(
+    s: &Shared,
+    probes: &BTreeMap<String, Arc<Recorder>>,
+    tick: Duration,
+    window: Duration,
+) {
+    let mut iv = tokio::time::interval(tick);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        let now = Instant::now();
+        for (name, rec) in probes {
+            s.emit(EventKind::Sample {
+                probe: name.clone(),
+                metrics: rec.window(window, now),
+            });
+        }
+    }
+}
+
+/// Tracks the hypothesis through the method: the first breach and the worst value of each assertion.
+struct Watch {
+    worst: Vec<Option<simian_experiment::Check>>,
+    first_breach: Vec<Option<u64>>,
+}
+
+impl Watch {
+    fn new(h: &[Assertion]) -> Self {
+        Watch {
+            worst: vec![None; h.len()],
+            first_breach: vec![None; h.len()],
+        }
+    }
+
+    fn results(&self, h: &[Assertion]) -> Vec<AssertionResult> {
+        h.iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let c = self.worst[i].unwrap_or(simian_experiment::Check {
+                    measured: None,
+                    bound: None,
+                    held: None,
+                });
+                let held = match self.first_breach[i] {
+                    Some(_) => Some(false),
+                    None => c.held.map(|_| true),
+                };
+                result(
+                    Phase::Method,
+                    a,
+                    &simian_experiment::Check { held, ..c },
+                    self.first_breach[i],
+                )
+            })
+            .collect()
+    }
+}
+
+/// Judges the hypothesis and the stop conditions on every tick during the
+/// method; returns when a stop condition trips: (condition, detail, ms).
+async fn monitor(
+    s: &Shared,
+    probes: &BTreeMap<String, Arc<Recorder>>,
+    l: &Loaded,
+    baseline: &BTreeMap<String, Metrics>,
+    w: &mut Watch,
+    tick: Duration,
+) -> (String, String, u64) {
+    let window = l.experiment.steady_state.window.0;
+    let mut iv = tokio::time::interval(tick);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        let now = Instant::now();
+        let metrics: BTreeMap<&str, Metrics> = probes
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.window(window, now)))
+            .collect();
+        for (name, m) in &metrics {
+            s.emit(EventKind::Sample {
+                probe: name.to_string(),
+                metrics: m.clone(),
+            });
+        }
+        for cond in &l.stop_when {
+            let c = cond.check(&metrics[cond.probe.as_str()], baseline.get(&cond.probe));
+            if c.held == Some(true) {
+                let detail = cond.describe(&c);
+                s.emit(EventKind::StopTripped {
+                    condition: cond.text.clone(),
+                    detail: detail.clone(),
+                });
+                return (cond.text.clone(), detail, s.ms());
+            }
+        }
+        for (i, a) in l.hypothesis.iter().enumerate() {
+            let c = a.check(&metrics[a.probe.as_str()], baseline.get(&a.probe));
+            let Some(held) = c.held else { continue };
+            let worse = match (&w.worst[i], c.measured) {
+                (None, _) => true,
+                (Some(prev), Some(v)) => match (prev.measured, a.op) {
+                    (Some(p), simian_experiment::Op::Lt | simian_experiment::Op::Le) => v > p,
+                    (Some(p), simian_experiment::Op::Gt | simian_experiment::Op::Ge) => v < p,
+                    (Some(_), _) => !held,
+                    (None, _) => true,
+                },
+                _ => false,
+            };
+            if worse {
+                w.worst[i] = Some(c);
+            }
+            if !held && w.first_breach[i].is_none() {
+                w.first_breach[i] = Some(s.ms());
+                w.worst[i] = Some(c);
+                s.emit(EventKind::Breach {
+                    assertion: a.text.clone(),
+                    detail: a.describe(&c),
+                });
+            }
+        }
+    }
+}
+
+fn run_steps<'a>(
+    s: &'a Shared,
+    faults: &'a BTreeMap<String, Box<dyn Fault>>,
+    steps: &'a [Step],
+) -> StepFuture<'a> {
+    Box::pin(async move {
+        for step in steps {
+            run_step(s, faults, step).await?;
+        }
+        Ok(())
+    })
+}
+
+fn run_step<'a>(
+    s: &'a Shared,
+    faults: &'a BTreeMap<String, Box<dyn Fault>>,
+    step: &'a Step,
+) -> StepFuture<'a> {
+    Box::pin(async move {
+        match step {
+            Step::Wait(d) => {
+                s.emit(EventKind::Step {
+                    step: format!("wait {d}"),
+                });
+                tokio::time::sleep(d.0).await;
+            }
+            Step::Revert(name) => {
+                s.emit(EventKind::Step {
+                    step: format!("revert {name}"),
+                });
+                if !revert_one(s, name).await {
+                    return Err(format!("reverting `{name}` failed"));
+                }
+            }
+            Step::Parallel(inner) => {
+                s.emit(EventKind::Step {
+                    step: format!("parallel group of {}", inner.len()),
+                });
+                let all =
+                    futures_util::future::join_all(inner.iter().map(|st| run_step(s, faults, st)))
+                        .await;
+                all.into_iter().collect::<Result<Vec<()>, String>>()?;
+            }
+            Step::Inject(inj) => {
+                let name = inj.name.clone().expect("the loader names every fault");
+                let fault = &faults[&name];
+                s.emit(EventKind::Step {
+                    step: format!("inject {name}"),
+                });
+                inject(s, &name, fault.as_ref()).await?;
+                if let Some(d) = inj.duration {
+                    tokio::time::sleep(d.0).await;
+                    if !revert_one(s, &name).await {
+                        return Err(format!("reverting `{name}` failed"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn inject(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(), String> {
+    let record = fault
+        .prepare()
+        .await
+        .map_err(|e| format!("preparing `{name}` failed: {e}"))?;
+    let seq = {
+        let mut q = s.seq.lock().unwrap();
+        *q += 1;
+        *q
+    };
+    // Write-ahead: the revert record is on disk before anything changes.
+    s.journal(
+        &Entry::Intent {
+            fault: name.to_string(),
+            seq,
+            irreversible: fault.plan().irreversible,
+            record: record.clone(),
+        },
+        true,
+    )
+    .map_err(|e| format!("cannot journal `{name}`, so it was not injected: {e}"))?;
+    s.applied.lock().unwrap().push(Applied {
+        name: name.to_string(),
+        seq,
+        record: record.clone(),
+    });
+    let applied = fault.apply(&record).await;
+    let _ = s.journal(
+        &Entry::Applied {
+            fault: name.to_string(),
+            seq,
+        },
+        false,
+    );
+    if let Some(f) = s.faults.lock().unwrap().get_mut(name) {
+        f.injected_ms = Some(s.ms());
+    }
+    let plan = fault.plan();
+    s.emit(EventKind::Injected {
+        fault: name.to_string(),
+        action: plan.action.clone(),
+        targets: plan.targets.clone(),
+    });
+    applied.map_err(|e| format!("injecting `{name}` failed: {e}"))
+}
+
+/// Reverts one applied fault by name; true when it is reverted (or was not applied).
+async fn revert_one(s: &Shared, name: &str) -> bool {
+    let taken = {
+        let mut a = s.applied.lock().unwrap();
+        a.iter().rposition(|x| x.name == name).map(|i| a.remove(i))
+    };
+    match taken {
+        Some(a) => revert_applied(s, a).await,
+        None => true,
+    }
+}
+
+async fn revert_all(s: &Shared) -> bool {
+    let mut ok = true;
+    loop {
+        let next = s.applied.lock().unwrap().pop();
+        let Some(a) = next else { break };
+        ok &= revert_applied(s, a).await;
+    }
+    ok
+}
+
+async fn revert_applied(s: &Shared, a: Applied) -> bool {
+    match simian_injectors::revert(&a.record).await {
+        Ok(r) => {
+            let _ = s.journal(
+                &Entry::Reverted {
+                    fault: a.name.clone(),
+                    seq: a.seq,
+                    by: "run".into(),
+                    actions: r.actions.clone(),
+                },
+                true,
+            );
+            if let Some(f) = s.faults.lock().unwrap().get_mut(&a.name) {
+                f.reverted_ms = Some(s.ms());
+            }
+            s.emit(EventKind::Reverted {
+                fault: a.name,
+                actions: r.actions,
+            });
+            true
+        }
+        Err(e) => {
+            let _ = s.journal(
+                &Entry::RevertFailed {
+                    fault: a.name.clone(),
+                    seq: a.seq,
+                    error: e.to_string(),
+                },
+                true,
+            );
+            if let Some(f) = s.faults.lock().unwrap().get_mut(&a.name) {
+                f.revert_error = Some(e.to_string());
+            }
+            s.emit(EventKind::RevertFailed {
+                fault: a.name,
+                error: e.to_string(),
+            });
+            false
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    s: &Shared,
+    l: &Loaded,
+    h: &Header,
+    verdict: Verdict,
+    reason: Option<String>,
+    phases: Vec<PhaseSpan>,
+    assertions: Vec<AssertionResult>,
+    baseline: BTreeMap<String, Metrics>,
+    stop: Option<StopReport>,
+) -> RunReport {
+    // A run that ends early (not steady, aborted before the method) still reverts anything applied.
+    let verdict = if !s.applied.lock().unwrap().is_empty() && !revert_all(s).await {
+        Verdict::RevertFailed
+    } else {
+        verdict
+    };
+    let exit_code = verdict.exit_code();
+    s.emit(EventKind::Finished {
+        verdict: verdict.name().into(),
+        exit_code,
+    });
+    let _ = s.journal(
+        &Entry::End {
+            verdict: verdict.name().into(),
+            exit_code,
+        },
+        true,
+    );
+    let faults = s.faults.lock().unwrap().values().cloned().collect();
+    RunReport {
+        experiment: l.experiment.name.clone(),
+        file: l.file.clone(),
+        run_id: h.run_id.clone(),
+        seed: h.seed,
+        journal: s.journal.lock().unwrap().path().display().to_string(),
+        started_at: h.started_at.clone(),
+        verdict,
+        exit_code,
+        reason,
+        duration_ms: s.ms(),
+        phases,
+        assertions,
+        faults,
+        baseline,
+        stop,
+        events: s.events.lock().unwrap().clone(),
+    }
+}

@@ -1,0 +1,80 @@
+//! The one event stream of a run; the journal, the console and the reports consume it.
+
+use serde::{Deserialize, Serialize};
+use simian_core::Metrics;
+
+/// Something that happened, `at_ms` after the run started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunEvent {
+    pub at_ms: u64,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Before,
+    Method,
+    Revert,
+    After,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::Method => "during",
+            Phase::Revert => "revert",
+            Phase::After => "after",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    Started {
+        experiment: String,
+        journal: String,
+        seed: u64,
+    },
+    Phase {
+        phase: Phase,
+    },
+    Step {
+        step: String,
+    },
+    Injected {
+        fault: String,
+        action: String,
+        targets: Vec<String>,
+    },
+    Reverted {
+        fault: String,
+        actions: Vec<String>,
+    },
+    RevertFailed {
+        fault: String,
+        error: String,
+    },
+    Sample {
+        probe: String,
+        metrics: Metrics,
+    },
+    /// The hypothesis broke during the method (first time for this assertion).
+    Breach {
+        assertion: String,
+        detail: String,
+    },
+    StopTripped {
+        condition: String,
+        detail: String,
+    },
+    Aborting {
+        reason: String,
+    },
+    Finished {
+        verdict: String,
+        exit_code: i32,
+    },
+}

@@ -1,0 +1,109 @@
+//! Resolving targets and checking guards: what `simian plan` prints and
+//! what `simian run` does before anything is injected.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use simian_core::Pick;
+use simian_experiment::{Diagnostic, Loaded};
+use simian_injectors::{BuildCtx, Fault, FaultError};
+use simian_lab::LabState;
+
+/// A fault ready to inject, in method order.
+pub struct Planned {
+    pub name: String,
+    pub fault: Box<dyn Fault>,
+}
+
+/// Builds every fault (targets resolved with the seeded RNG) and checks the guards.
+pub fn plan(
+    loaded: &Loaded,
+    lab: Option<&LabState>,
+    seed: u64,
+) -> Result<Vec<Planned>, Vec<Diagnostic>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    for site in &loaded.faults {
+        let mut ctx = BuildCtx { lab, rng: &mut rng };
+        match simian_injectors::build(&site.inject, &mut ctx) {
+            Ok(fault) => out.push(Planned {
+                name: site.name.clone(),
+                fault,
+            }),
+            Err(e) => {
+                let hint = match &e {
+                    FaultError::Targets { hint, .. } => hint.clone(),
+                    _ => None,
+                };
+                let mut d = loaded.diag_at(
+                    &site.path.key("inject"),
+                    format!("cannot resolve the targets of `{}`: {e}", site.name),
+                );
+                d.hint = hint;
+                diags.push(d);
+            }
+        }
+    }
+    let guards = &loaded.experiment.guards;
+    let guard_path = simian_experiment::tree::Path::default().key("guards");
+    for p in &out {
+        if p.fault.plan().irreversible && !guards.allow_irreversible {
+            let site = loaded
+                .faults
+                .iter()
+                .find(|s| s.name == p.name)
+                .expect("planned faults come from sites");
+            diags.push(
+                loaded
+                    .diag_at(
+                        &site.path.key("inject"),
+                        format!("`{}` cannot be undone", p.name),
+                    )
+                    .hint("set `guards.allow_irreversible: true` if you mean it"),
+            );
+        }
+    }
+    if let Some(max) = guards.max_blast_radius {
+        let mut per: BTreeMap<&str, (usize, usize, Vec<&str>)> = BTreeMap::new();
+        for p in &out {
+            let plan = p.fault.plan();
+            let e = per
+                .entry(plan.universe.as_str())
+                .or_insert((0, plan.eligible, vec![]));
+            e.0 += plan.targets.len();
+            e.1 = e.1.max(plan.eligible);
+            e.2.push(p.name.as_str());
+        }
+        for (universe, (hit, eligible, names)) in per {
+            let over = match max {
+                Pick::All => false,
+                Pick::Count(n) => hit as u64 > n,
+                Pick::Percent(pct) => {
+                    eligible > 0 && hit as f64 / eligible as f64 > pct.fraction() + 1e-9
+                }
+            };
+            if over {
+                let pct = if eligible > 0 {
+                    100.0 * hit as f64 / eligible as f64
+                } else {
+                    0.0
+                };
+                diags.push(
+                    loaded
+                        .diag_at(
+                            &guard_path.key("max_blast_radius"),
+                            format!("blast radius over the guard: {} would hit {hit} of {eligible} {universe} ({pct:.0}%), the guard allows {max}", names.join(", ")),
+                        )
+                        .hint("narrow the targets or `pick` fewer; raise the guard only if that blast radius is intended"),
+                );
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}

@@ -1,0 +1,196 @@
+//! What a person watching the terminal sees: progress as it happens, then a summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use simian_core::Metric;
+use simian_engine::report::Verdict;
+use simian_engine::{EventKind, Phase, RunEvent, RunReport};
+
+/// Turns events into progress lines; samples are shown at most once per `every_ms` per probe.
+pub struct Live {
+    every_ms: u64,
+    last: BTreeMap<String, u64>,
+}
+
+impl Live {
+    pub fn new(every_ms: u64) -> Self {
+        Live {
+            every_ms,
+            last: BTreeMap::new(),
+        }
+    }
+
+    pub fn line(&mut self, ev: &RunEvent) -> Option<String> {
+        let t = format!("[{:>7.1}s]", ev.at_ms as f64 / 1000.0);
+        let s = match &ev.kind {
+            EventKind::Started {
+                experiment,
+                journal,
+                seed,
+            } => {
+                format!("{t} running `{experiment}` (seed {seed}); journal {journal}")
+            }
+            EventKind::Phase { phase } => format!(
+                "{t} ── {} ──",
+                match phase {
+                    Phase::Before => "before: measuring steady state (baseline)",
+                    Phase::Method => "method: injecting, hypothesis watched",
+                    Phase::Revert => "revert: undoing every fault",
+                    Phase::After => "after: the system must recover",
+                }
+            ),
+            EventKind::Step { step } => format!("{t} step: {step}"),
+            EventKind::Injected {
+                fault,
+                action,
+                targets,
+            } => {
+                format!("{t} injected {fault}: {action} → {}", summarize(targets))
+            }
+            EventKind::Reverted { fault, actions } => {
+                format!("{t} reverted {fault}: {}", summarize(actions))
+            }
+            EventKind::RevertFailed { fault, error } => {
+                format!("{t} REVERT FAILED {fault}: {error}")
+            }
+            EventKind::Sample { probe, metrics } => {
+                if metrics.count == 0 {
+                    return None;
+                }
+                let last = self.last.get(probe).copied();
+                if last.is_some_and(|l| ev.at_ms < l + self.every_ms) {
+                    return None;
+                }
+                self.last.insert(probe.clone(), ev.at_ms);
+                let f = |m: Metric| metrics.get(m).map_or("-".into(), |v| m.format(v));
+                format!(
+                    "{t}   {probe}: ok {}  rate {}  p50 {}  p99 {}  (n={})",
+                    f(Metric::SuccessRatio),
+                    f(Metric::Rate),
+                    f(Metric::P50),
+                    f(Metric::P99),
+                    metrics.count
+                )
+            }
+            EventKind::Breach { assertion, detail } => {
+                format!("{t} hypothesis breached: {assertion} ({detail})")
+            }
+            EventKind::StopTripped { condition, detail } => {
+                format!("{t} STOP: {condition} ({detail})")
+            }
+            EventKind::Aborting { reason } => format!("{t} aborting: {reason}"),
+            EventKind::Finished { verdict, exit_code } => {
+                format!("{t} finished: {verdict} (exit {exit_code})")
+            }
+        };
+        Some(s)
+    }
+}
+
+fn summarize(items: &[String]) -> String {
+    match items.len() {
+        0 => "nothing".into(),
+        1..=4 => items.join(", "),
+        n => format!("{}, … ({n} in all)", items[..3].join(", ")),
+    }
+}
+
+/// The end-of-run summary: verdict, each assertion measured vs bound, faults, timings.
+pub fn summary(r: &RunReport) -> String {
+    let mut o = String::new();
+    let mark = match r.verdict {
+        Verdict::Held => "HELD",
+        Verdict::Deviated => "DEVIATED",
+        Verdict::Aborted => "ABORTED",
+        Verdict::NotRun => "NOT RUN",
+        Verdict::RevertFailed => "REVERT FAILED",
+    };
+    let _ = writeln!(o, "\n{} — {} (exit {})", r.experiment, mark, r.exit_code);
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(o, "  reason: {reason}");
+    }
+    if !r.assertions.is_empty() {
+        let _ = writeln!(o, "\n  hypothesis");
+        for a in &r.assertions {
+            let icon = match a.held {
+                Some(true) => "✔",
+                Some(false) => "✘",
+                None => "?",
+            };
+            let when = a.first_breach_ms.map_or(String::new(), |ms| {
+                format!(" (first breach at {:.1}s)", ms as f64 / 1000.0)
+            });
+            let _ = writeln!(
+                o,
+                "  {icon} {:<7} {:<40} {}{when}",
+                a.phase.name(),
+                a.assertion,
+                a.detail
+            );
+        }
+    }
+    if !r.faults.is_empty() {
+        let _ = writeln!(o, "\n  faults");
+        for f in &r.faults {
+            let at = |ms: Option<u64>| {
+                ms.map_or("-".to_string(), |m| format!("{:.1}s", m as f64 / 1000.0))
+            };
+            let state = match &f.revert_error {
+                Some(e) => format!("REVERT FAILED: {e}"),
+                None => format!(
+                    "injected {}, reverted {}",
+                    at(f.injected_ms),
+                    at(f.reverted_ms)
+                ),
+            };
+            let _ = writeln!(
+                o,
+                "  • {:<20} {} on {} of {} {} — {state}",
+                f.name,
+                f.plan.action,
+                f.plan.targets.len(),
+                f.plan.eligible,
+                f.plan.universe
+            );
+        }
+    }
+    if let Some(s) = &r.stop {
+        let took = s.reverted_ms.map_or("-".into(), |ms| {
+            format!("{}ms", ms.saturating_sub(s.detected_ms))
+        });
+        let _ = writeln!(
+            o,
+            "\n  stop condition `{}` tripped at {:.1}s ({}); all faults reverted {took} later",
+            s.condition,
+            s.detected_ms as f64 / 1000.0,
+            s.detail
+        );
+    }
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {:.1}s",
+                p.phase.name(),
+                (p.end_ms.saturating_sub(p.start_ms)) as f64 / 1000.0
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "\n  timings: {} · total {:.1}s",
+        phases.join(" · "),
+        r.duration_ms as f64 / 1000.0
+    );
+    let _ = writeln!(o, "  journal: {}", r.journal);
+    if r.verdict == Verdict::RevertFailed {
+        let _ = writeln!(
+            o,
+            "  something may still be broken: run `simian recover {}`",
+            r.journal
+        );
+    }
+    o
+}
