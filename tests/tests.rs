@@ -1,1 +1,7 @@
+//! End-to-end tests: the real `simian` binary against real processes and sockets.
+
+mod common;
 mod lab;
+mod recover;
+mod run;
+mod validate;

@@ -60,7 +60,7 @@ impl FromStr for Dur {
             "h" => n * 3600.0,
             _ => return Err(UnitError::Duration(s.to_string())),
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
             return Err(UnitError::Duration(s.to_string()));
         }
         Ok(Dur(Duration::from_secs_f64(secs)))
@@ -73,15 +73,15 @@ impl fmt::Display for Dur {
         let us = d.as_micros();
         if us == 0 {
             write!(f, "0s")
-        } else if us % 3_600_000_000 == 0 {
+        } else if us.is_multiple_of(3_600_000_000) {
             write!(f, "{}h", us / 3_600_000_000)
-        } else if us % 60_000_000 == 0 {
+        } else if us.is_multiple_of(60_000_000) {
             write!(f, "{}m", us / 60_000_000)
-        } else if us % 1_000_000 == 0 {
+        } else if us.is_multiple_of(1_000_000) {
             write!(f, "{}s", us / 1_000_000)
         } else if us >= 1_000_000 {
             write!(f, "{:.3}s", d.as_secs_f64())
-        } else if us % 1000 == 0 {
+        } else if us.is_multiple_of(1000) {
             write!(f, "{}ms", us / 1000)
         } else if us >= 1000 {
             write!(f, "{:.3}ms", us as f64 / 1000.0)

@@ -50,6 +50,8 @@ pub(crate) struct Ctx<'a> {
     pub file: &'a str,
     pub tree: &'a Node,
     pub diags: Vec<Diagnostic>,
+    /// Set when a `${variable}` was undefined.
+    pub undefined_vars: bool,
 }
 
 impl Ctx<'_> {
@@ -150,9 +152,24 @@ impl Ctx<'_> {
             self.at(
                 path,
                 head.to_string(),
-                expected.map(|x| format!("expected {x}")),
+                expected.map(|x| format!("expected {}", plain_type(x))),
             );
         }
+    }
+}
+
+fn sorted(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    d.sort_by_key(|d| (d.pos.line, d.pos.col));
+    d
+}
+
+/// Rust type names in serde messages, as a YAML author would say them.
+fn plain_type(x: &str) -> String {
+    match x {
+        "f64" | "f32" => "a number".into(),
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "a whole number".into(),
+        "a boolean" | "bool" => "`true` or `false`".into(),
+        _ => x.to_string(),
     }
 }
 
@@ -184,12 +201,13 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         file,
         tree: &tree,
         diags: vec![],
+        undefined_vars: false,
     };
     let mut value = match to_json(&yaml) {
         Ok(v) => v,
         Err(msg) => {
             ctx.at(&Path::default(), msg, None);
-            return Err(ctx.diags);
+            return Err(sorted(ctx.diags));
         }
     };
     crate::vars::substitute(&mut value, &Path::default(), &mut ctx, env.var);
@@ -199,7 +217,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
             "an experiment must be a mapping",
             Some("start with `version: 1`".into()),
         );
-        return Err(ctx.diags);
+        return Err(sorted(ctx.diags));
     };
 
     let root = Path::default();
@@ -270,7 +288,26 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         guards,
     )
     else {
-        return Err(ctx.diags);
+        // Assertions only need probe names and strings: check them from the raw values.
+        let raw = top.get("steady_state");
+        let probes: Vec<String> = raw
+            .and_then(|s| s.get("probes"))
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.as_str().unwrap_or("").to_string())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let hyp = strings(raw.and_then(|s| s.get("hypothesis")));
+        let stop = strings(top.get("stop_when"));
+        crate::validate::assertions_only(&mut ctx, &probes, &hyp, &stop);
+        return Err(sorted(ctx.diags));
     };
     let mut experiment = Experiment {
         version,
@@ -283,7 +320,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
     };
     let checked = crate::validate::validate(&mut ctx, &experiment, env);
     if !ctx.diags.is_empty() {
-        return Err(ctx.diags);
+        return Err(sorted(ctx.diags));
     }
     let (hypothesis, stop_when, faults) = checked;
     name_faults(

@@ -228,7 +228,16 @@ impl MarkedEventReceiver for Builder {
                 pos,
             }),
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some(n) = self.stack.pop() {
+                if let Some(mut n) = self.stack.pop() {
+                    // A block mapping is marked where its first `:` is; its first key is where it starts.
+                    if let Node::Map { entries, pos } = &mut n {
+                        if let Some((k, _)) = entries.first() {
+                            let kp = k.pos();
+                            if (kp.line, kp.col) < (pos.line, pos.col) {
+                                *pos = kp;
+                            }
+                        }
+                    }
                     self.push_value(n);
                 }
             }

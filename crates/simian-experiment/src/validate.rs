@@ -59,7 +59,13 @@ pub(crate) fn validate(
                 Some("use letters, digits, `_` and `-`, starting with a letter".into()),
             );
         }
-        for problem in (env.check_probe)(spec) {
+        // A probe with an undefined variable was already reported; checking it would only echo that.
+        let problems = if ctx.undefined_vars {
+            Vec::new()
+        } else {
+            (env.check_probe)(spec)
+        };
+        for problem in problems {
             let kind = at.key(match spec {
                 ProbeSpec::Http(_) => "http",
                 ProbeSpec::Tcp(_) => "tcp",
@@ -88,8 +94,14 @@ pub(crate) fn validate(
             Some("assert something, e.g. `users.success_ratio >= 99%`".into()),
         );
     }
-    let hypothesis = assertions(ctx, e, &e.steady_state.hypothesis, &ss.key("hypothesis"));
-    let stop_when = assertions(ctx, e, &e.stop_when, &root.key("stop_when"));
+    let probes: Vec<&str> = e.steady_state.probes.keys().map(String::as_str).collect();
+    let hypothesis = assertions(
+        ctx,
+        &probes,
+        &e.steady_state.hypothesis,
+        &ss.key("hypothesis"),
+    );
+    let stop_when = assertions(ctx, &probes, &e.stop_when, &root.key("stop_when"));
 
     if e.method.is_empty() {
         ctx.at_key(&root.key("method"), "the method has no steps", Some("add a step, e.g. `- inject: { process: { target: { lab: { zone: us-east-a } } } }`".into()));
@@ -122,7 +134,7 @@ pub(crate) fn validate(
             }) = &f.inject.process
             {
                 if *n > max {
-                    let at = f.path.key("process").key("pick");
+                    let at = f.path.key("inject").key("process").key("pick");
                     ctx.at(&at, format!("`{}` picks {n} targets, over the guard's max_blast_radius of {max}", f.name), Some("lower `pick`, or raise `guards.max_blast_radius` if that blast radius is intended".into()));
                 }
             }
@@ -167,7 +179,25 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn assertions(ctx: &mut Ctx, e: &Experiment, texts: &[String], at: &Path) -> Vec<Assertion> {
+/// Checks the hypothesis and stop conditions alone, for when other sections did not parse.
+pub(crate) fn assertions_only(
+    ctx: &mut Ctx,
+    probes: &[String],
+    hypothesis: &[String],
+    stop_when: &[String],
+) {
+    let root = Path::default();
+    let probes: Vec<&str> = probes.iter().map(String::as_str).collect();
+    assertions(
+        ctx,
+        &probes,
+        hypothesis,
+        &root.key("steady_state").key("hypothesis"),
+    );
+    assertions(ctx, &probes, stop_when, &root.key("stop_when"));
+}
+
+fn assertions(ctx: &mut Ctx, known: &[&str], texts: &[String], at: &Path) -> Vec<Assertion> {
     let mut out = Vec::new();
     for (i, text) in texts.iter().enumerate() {
         let path = at.index(i);
@@ -188,10 +218,8 @@ fn assertions(ctx: &mut Ctx, e: &Experiment, texts: &[String], at: &Path) -> Vec
         match Assertion::parse(text) {
             Err(err) => ctx.push(place(err.offset), err.width, err.message, err.hint),
             Ok(a) => {
-                if !e.steady_state.probes.contains_key(&a.probe) {
+                if !known.contains(&a.probe.as_str()) {
                     let offset = text.len() - text.trim_start().len();
-                    let known: Vec<&str> =
-                        e.steady_state.probes.keys().map(String::as_str).collect();
                     let hint = match did_you_mean(&a.probe, known.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None if known.is_empty() => {

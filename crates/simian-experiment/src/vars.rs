@@ -46,6 +46,7 @@ pub(crate) fn substitute(
                     };
                 }
                 Err(errs) => {
+                    ctx.undefined_vars = true;
                     for (offset, width, name) in errs {
                         let mut pos = base;
                         if offset_ok {

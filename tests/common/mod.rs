@@ -1,0 +1,209 @@
+//! Helpers for end-to-end tests: the real binary, a lab per test, experiment files.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_simian");
+
+/// The repository root (tests run from it, so paths in messages are stable).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A state dir with a running lab; the lab is taken down on drop, even if the test fails.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// 2 regions × 3 zones × 1 instance: small enough for parallel tests on 2 cores.
+    pub fn up() -> Lab {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(BIN)
+            .args(["--state-dir"])
+            .arg(dir.path())
+            .args([
+                "lab",
+                "up",
+                "--regions",
+                "2",
+                "--zones",
+                "3",
+                "--instances",
+                "1",
+            ])
+            .output()
+            .expect("run simian lab up");
+        assert!(
+            out.status.success(),
+            "lab up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Lab { dir }
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn simian(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(root())
+            .env("SIMIAN_STATE_DIR", self.dir.path());
+        c
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("lab/state.json")).expect("lab state");
+        serde_json::from_str(&text).expect("lab state is JSON")
+    }
+
+    /// Pids of the instances of `zone`, as the lab records them now.
+    pub fn zone_pids(&self, zone: &str) -> Vec<u32> {
+        instances(&self.state())
+            .into_iter()
+            .filter(|i| i["zone"] == zone)
+            .map(|i| i["pid"].as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    pub fn all_pids(&self) -> Vec<u32> {
+        instances(&self.state())
+            .into_iter()
+            .map(|i| i["pid"].as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    /// Writes an experiment file into the state dir and returns its path.
+    pub fn experiment(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    /// True when every instance of `zone` is running (not stopped, not dead) and answers /health.
+    pub fn zone_serving(&self, zone: &str) -> bool {
+        let st = self.state();
+        instances(&st)
+            .into_iter()
+            .filter(|i| i["zone"] == zone)
+            .all(|i| {
+                let pid = i["pid"].as_u64().unwrap() as u32;
+                proc_state(pid).is_some_and(|s| s != 'T' && s != 'Z')
+                    && http_ok(i["url"].as_str().unwrap())
+            })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .arg("--state-dir")
+            .arg(self.dir.path())
+            .args(["lab", "down"])
+            .output();
+    }
+}
+
+fn instances(state: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for r in state["regions"].as_array().unwrap() {
+        for z in r["zones"].as_array().unwrap() {
+            out.extend(z["instances"].as_array().unwrap().iter().cloned());
+        }
+    }
+    out
+}
+
+/// The state letter of /proc/PID/stat (R, S, T, Z…), None when gone.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// A plain HTTP/1.0 GET over a std socket; true on a 200 within 1s.
+pub fn http_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(addr) = addr.parse() else { return false };
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") && &buf[9..12] == b"200"
+}
+
+/// Polls `f` until it is true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A short Chaos Gorilla for tests: kill `zone`, hold, and the given hypothesis/stop lines.
+pub fn gorilla(zone: &str, hypothesis: &[&str], stop_when: &[&str], hold: &str) -> String {
+    let list = |xs: &[&str]| {
+        xs.iter()
+            .map(|x| format!("\n    - \"{x}\""))
+            .collect::<String>()
+    };
+    format!(
+        r#"version: 1
+name: test-gorilla
+steady_state:
+  probes:
+    users:
+      http: {{ url: "${{lab.us-east.edge}}/play", rate: 50, timeout: 1s }}
+    zone_a:
+      http: {{ url: "${{lab.us-east-a-1}}/play", rate: 20, timeout: 500ms }}
+  hypothesis:{}
+  before: 2s
+  window: 2s
+  after: 2s
+  settle: 500ms
+stop_when:{}
+method:
+  - inject:
+      name: zone-down
+      process:
+        target: {{ lab: {{ zone: {zone} }} }}
+  - wait: {hold}
+guards:
+  max_blast_radius: 50%
+  max_duration: 2m
+"#,
+        list(hypothesis),
+        if stop_when.is_empty() {
+            " []".to_string()
+        } else {
+            list(stop_when)
+        },
+    )
+}
