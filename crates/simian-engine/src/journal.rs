@@ -198,3 +198,82 @@ pub fn outstanding(entries: &[Entry]) -> Vec<(String, u32, RevertRecord)> {
     open.reverse();
     open
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simian_experiment::ProcessAction;
+    use simian_injectors::ProcessRevert;
+
+    fn header() -> Header {
+        Header {
+            run_id: "r".into(),
+            experiment: "e".into(),
+            file: "f".into(),
+            sha256: "0".into(),
+            simian_version: "v".into(),
+            user: "u".into(),
+            host: "h".into(),
+            pid: 1,
+            command_line: vec![],
+            seed: 7,
+            started_at: "t".into(),
+        }
+    }
+
+    fn record() -> RevertRecord {
+        RevertRecord::Process(ProcessRevert {
+            action: ProcessAction::Stop,
+            targets: vec![],
+        })
+    }
+
+    #[test]
+    fn outstanding_faults_survive_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        let mut j = Journal::create(&p, header()).unwrap();
+        for (i, f) in ["a", "b", "c"].iter().enumerate() {
+            j.append(
+                &Entry::Intent {
+                    fault: f.to_string(),
+                    seq: i as u32 + 1,
+                    irreversible: false,
+                    record: record(),
+                },
+                true,
+            )
+            .unwrap();
+        }
+        j.append(
+            &Entry::Reverted {
+                fault: "b".into(),
+                seq: 2,
+                by: "run".into(),
+                actions: vec![],
+            },
+            true,
+        )
+        .unwrap();
+        drop(j);
+        // A SIGKILL mid-write leaves half a line.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"{\"type\":\"reverted\",\"fau").unwrap();
+        let r = read(&p).unwrap();
+        assert_eq!(r.header.seed, 7);
+        assert_eq!(r.unreadable, 1);
+        let open: Vec<String> = outstanding(&r.entries)
+            .into_iter()
+            .map(|(f, _, _)| f)
+            .collect();
+        assert_eq!(open, vec!["c", "a"], "newest first, reverted ones gone");
+    }
+
+    #[test]
+    fn a_journal_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        Journal::create(&p, header()).unwrap();
+        assert!(Journal::create(&p, header()).is_err());
+    }
+}

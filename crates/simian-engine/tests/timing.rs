@@ -1,0 +1,293 @@
+//! The engine's timing logic under tokio's paused clock: holds, waits,
+//! max_duration, stop conditions, signals. Fast and deterministic.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use simian_core::{Observation, Recorder};
+use simian_engine::journal::{Header, Journal};
+use simian_engine::{EventKind, Planned, Prepared, RunReport, Verdict};
+use simian_experiment::{Env, ProcessAction};
+use simian_injectors::{Fault, FaultError, Plan, ProcessRevert, RevertRecord};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+struct TestFault {
+    plan: Plan,
+    applied: Arc<AtomicUsize>,
+    apply_takes: Duration,
+}
+
+#[async_trait]
+impl Fault for TestFault {
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+    async fn prepare(&self) -> Result<RevertRecord, FaultError> {
+        Ok(RevertRecord::Process(ProcessRevert {
+            action: ProcessAction::Stop,
+            targets: vec![],
+        }))
+    }
+    async fn apply(&self, _: &RevertRecord) -> Result<(), FaultError> {
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.apply_takes).await;
+        Ok(())
+    }
+}
+
+struct Bed {
+    prepared: Prepared,
+    healthy: Arc<AtomicBool>,
+    applied: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+/// An experiment over one synthetic probe `p` that observes every 10ms.
+fn bed(method: &str, extra: &str, apply_takes: Duration) -> Bed {
+    let yaml = format!(
+        "version: 1\nname: t\nsteady_state:\n  probes:\n    p: {{ tcp: {{ address: \"127.0.0.1:9\" }} }}\n  hypothesis:\n    - p.success_ratio >= 99%\n  before: 5s\n  after: 5s\n  window: 1s\nmethod:\n{method}{extra}"
+    );
+    let var = |_: &str| None;
+    let check = |_: &simian_experiment::ProbeSpec| Vec::new();
+    let loaded = simian_experiment::load(
+        "t.yaml",
+        &yaml,
+        &Env {
+            var: &var,
+            check_probe: &check,
+        },
+    )
+    .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.render(&yaml)).collect::<String>()));
+    let applied = Arc::new(AtomicUsize::new(0));
+    let faults = loaded
+        .faults
+        .iter()
+        .map(|s| Planned {
+            name: s.name.clone(),
+            fault: Box::new(TestFault {
+                plan: Plan {
+                    backend: "test".into(),
+                    action: "TEST".into(),
+                    targets: vec!["x".into()],
+                    eligible: 1,
+                    universe: "things".into(),
+                    revert: "nothing".into(),
+                    irreversible: false,
+                },
+                applied: applied.clone(),
+                apply_takes,
+            }) as Box<dyn Fault>,
+        })
+        .collect();
+    let rec = Arc::new(Recorder::new(Duration::from_secs(60)));
+    let healthy = Arc::new(AtomicBool::new(true));
+    let (r, h) = (rec.clone(), healthy.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            r.record(Observation {
+                at: Instant::now(),
+                ok: h.load(Ordering::SeqCst),
+                latency: Duration::from_millis(1),
+                value: None,
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let header = Header {
+        run_id: "t".into(),
+        experiment: "t".into(),
+        file: "t.yaml".into(),
+        sha256: String::new(),
+        simian_version: "test".into(),
+        user: "u".into(),
+        host: "h".into(),
+        pid: 0,
+        command_line: vec![],
+        seed: 1,
+        started_at: String::new(),
+    };
+    let journal = Journal::create(&dir.path().join("j.jsonl"), header.clone()).unwrap();
+    let prepared = Prepared {
+        loaded,
+        faults,
+        probes: BTreeMap::from([("p".to_string(), rec)]),
+        journal,
+        header,
+        tick: Duration::from_millis(250),
+    };
+    Bed {
+        prepared,
+        healthy,
+        applied,
+        _dir: dir,
+    }
+}
+
+async fn run(b: Bed, abort_at: Option<Duration>) -> RunReport {
+    let (tx, rx) = watch::channel(None);
+    if let Some(at) = abort_at {
+        tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            let _ = tx.send(Some("SIGINT received".into()));
+        });
+    } else {
+        std::mem::forget(tx);
+    }
+    let (sink, _rx) = mpsc::unbounded_channel();
+    simian_engine::execute(b.prepared, rx, sink).await
+}
+
+fn at(r: &RunReport, f: impl Fn(&EventKind) -> bool) -> Option<u64> {
+    r.events.iter().find(|e| f(&e.kind)).map(|e| e.at_ms)
+}
+
+#[tokio::test(start_paused = true)]
+async fn holds_and_waits_take_exactly_their_time() {
+    let b = bed(
+        "  - inject: { name: a, duration: 10s, process: { target: { lab: {} } } }\n  - wait: 5s\n",
+        "",
+        Duration::ZERO,
+    );
+    let r = run(b, None).await;
+    assert_eq!(r.verdict, Verdict::Held, "{:?}", r.reason);
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::Injected { .. })),
+        Some(5000)
+    );
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::Reverted { .. })),
+        Some(15000)
+    );
+    assert_eq!(
+        at(&r, |k| matches!(
+            k,
+            EventKind::Phase {
+                phase: simian_engine::Phase::After
+            }
+        )),
+        Some(20000)
+    );
+    assert_eq!(r.duration_ms, 25000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_duration_aborts_on_time_and_reverts() {
+    // The fault's apply never finishes in time: only max_duration can end the run.
+    let b = bed(
+        "  - inject: { name: slow, process: { target: { lab: {} } } }\n",
+        "guards:\n  max_duration: 1m\n",
+        Duration::from_secs(3600),
+    );
+    let r = run(b, None).await;
+    assert_eq!(r.verdict, Verdict::Aborted);
+    assert_eq!(r.exit_code, 2);
+    assert_eq!(r.reason.as_deref(), Some("max_duration of 1m reached"));
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::Aborting { .. })),
+        Some(60000)
+    );
+    assert_eq!(
+        at(
+            &r,
+            |k| matches!(k, EventKind::Reverted { fault, .. } if fault == "slow")
+        ),
+        Some(60000)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_condition_reverts_within_a_tick_of_the_breach() {
+    let b = bed(
+        "  - inject: { name: a, process: { target: { lab: {} } } }\n  - wait: 1m\n",
+        "stop_when:\n  - p.success_ratio < 50%\n",
+        Duration::ZERO,
+    );
+    let healthy = b.healthy.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        healthy.store(false, Ordering::SeqCst);
+    });
+    let r = run(b, None).await;
+    assert_eq!(r.verdict, Verdict::Aborted);
+    let stop = r.stop.clone().expect("a stop report");
+    // Failures start at 8s; the 1s window is under 50% after 0.5s more; ticks are 250ms.
+    assert!(
+        (8500..=8750).contains(&stop.detected_ms),
+        "detected at {}",
+        stop.detected_ms
+    );
+    assert_eq!(stop.reverted_ms, Some(stop.detected_ms));
+    assert!(r
+        .reason
+        .unwrap()
+        .starts_with("stop condition `p.success_ratio < 50%` tripped"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_aborts_at_once() {
+    let b = bed(
+        "  - inject: { name: a, process: { target: { lab: {} } } }\n  - wait: 1m\n",
+        "",
+        Duration::ZERO,
+    );
+    let r = run(b, Some(Duration::from_secs(7))).await;
+    assert_eq!(r.verdict, Verdict::Aborted);
+    assert_eq!(r.reason.as_deref(), Some("SIGINT received"));
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::Reverted { .. })),
+        Some(7000)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsteady_system_is_never_injected() {
+    let b = bed(
+        "  - inject: { name: a, process: { target: { lab: {} } } }\n",
+        "",
+        Duration::ZERO,
+    );
+    b.healthy.store(false, Ordering::SeqCst);
+    let applied = b.applied.clone();
+    let r = run(b, None).await;
+    assert_eq!(r.verdict, Verdict::NotRun);
+    assert_eq!(r.exit_code, 3);
+    assert_eq!(applied.load(Ordering::SeqCst), 0);
+    assert_eq!(r.duration_ms, 5000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breach_during_the_method_deviates_without_aborting() {
+    let b = bed(
+        "  - inject: { name: a, process: { target: { lab: {} } } }\n  - wait: 10s\n",
+        "",
+        Duration::ZERO,
+    );
+    let healthy = b.healthy.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        healthy.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        healthy.store(true, Ordering::SeqCst);
+    });
+    let r = run(b, None).await;
+    assert_eq!(r.verdict, Verdict::Deviated);
+    assert_eq!(r.exit_code, 1);
+    let during = r
+        .assertions
+        .iter()
+        .find(|a| a.phase == simian_engine::Phase::Method)
+        .unwrap();
+    assert_eq!(during.held, Some(false));
+    let first = during.first_breach_ms.unwrap();
+    assert!((7000..=7250).contains(&first), "first breach at {first}");
+    // The method ran its full course: 5s before + 10s.
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::Reverted { .. })),
+        Some(15000)
+    );
+}
