@@ -1,0 +1,111 @@
+//! TCP connects at an interval: ok when the connection is made within the
+//! timeout; latency is the connect time (name resolution included).
+
+use std::sync::Arc;
+
+use simian_core::{Observation, Recorder};
+use simian_experiment::TcpProbe;
+use tokio::net::TcpStream;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::ProbeError;
+
+/// Checks a TCP probe: every problem, as messages.
+pub fn check(c: &TcpProbe) -> Vec<String> {
+    let mut problems = Vec::new();
+    match c.address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+        _ => problems.push(format!(
+            "address `{}`: expected host:port, e.g. 127.0.0.1:5432",
+            c.address
+        )),
+    }
+    crate::check_positive("interval", c.interval, &mut problems);
+    crate::check_positive("timeout", c.timeout, &mut problems);
+    problems
+}
+
+/// Starts the probe: one connect every `interval`, each on its own task, so a
+/// hanging connect does not delay the next (attempts overlap at most
+/// `timeout / interval` deep).
+pub fn spawn(
+    c: &TcpProbe,
+    recorder: Arc<Recorder>,
+    cancel: CancellationToken,
+) -> Result<JoinHandle<()>, ProbeError> {
+    let problems = check(c);
+    if !problems.is_empty() {
+        return Err(ProbeError::Invalid(problems));
+    }
+    let (address, timeout) = (Arc::<str>::from(c.address.as_str()), c.timeout.0);
+    let interval = c.interval.0;
+    Ok(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        let mut attempts = JoinSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                due = ticks.tick() => {
+                    while attempts.try_join_next().is_some() {}
+                    let (address, recorder) = (address.clone(), recorder.clone());
+                    attempts.spawn(async move {
+                        let outcome = tokio::time::timeout_at(due + timeout, TcpStream::connect(&*address)).await;
+                        let at = Instant::now();
+                        let ok = matches!(outcome, Ok(Ok(_)));
+                        recorder.record(Observation { at, ok, latency: at - due, value: None });
+                    });
+                }
+            }
+        }
+        while attempts.join_next().await.is_some() {}
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn run(address: String) -> simian_core::Metrics {
+        let c: TcpProbe = serde_json::from_value(serde_json::json!({
+            "address": address, "interval": "50ms", "timeout": "1s"
+        }))
+        .unwrap();
+        let rec = Arc::new(Recorder::new(Duration::from_secs(60)));
+        let cancel = CancellationToken::new();
+        let h = spawn(&c, rec.clone(), cancel.clone()).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cancel.cancel();
+        h.await.unwrap();
+        rec.between(rec.started(), Instant::now())
+    }
+
+    #[tokio::test]
+    async fn a_listening_port_succeeds() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let m = run(l.local_addr().unwrap().to_string()).await;
+        assert!(m.count >= 5 && m.errors == 0, "{m:?}");
+        assert!(m.max.unwrap() < 0.5, "{m:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_fails() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let m = run(addr.to_string()).await;
+        assert!(m.count >= 5 && m.errors == m.count, "{m:?}");
+    }
+
+    #[test]
+    fn check_wants_host_and_port() {
+        let c: TcpProbe =
+            serde_json::from_value(serde_json::json!({ "address": "db", "interval": "0s" }))
+                .unwrap();
+        assert_eq!(check(&c).len(), 2, "{:?}", check(&c));
+    }
+}
