@@ -155,14 +155,13 @@ fn a_tripped_stop_condition_aborts_and_brings_the_zone_back() {
     assert!(rv >= d && rv - d < 5000, "revert took {}ms", rv - d);
 }
 
-#[test]
-fn sigint_mid_method_reverts_and_exits_promptly() {
+fn a_signal_mid_method_reverts_and_exits_promptly(signal: nix::sys::signal::Signal, zone: &str) {
     let lab = Lab::up();
     let f = lab.experiment(
         "long.yaml",
-        &gorilla("us-east-b", &["users.success_ratio >= 99%"], &[], "90s"),
+        &gorilla(zone, &["users.success_ratio >= 99%"], &[], "90s"),
     );
-    let pids = lab.zone_pids("us-east-b");
+    let pids = lab.zone_pids(zone);
     let mut child = lab
         .simian()
         .arg("run")
@@ -178,11 +177,7 @@ fn sigint_mid_method_reverts_and_exits_promptly() {
         "zone never killed"
     );
     let sent = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let out = wait_with_timeout(&mut child, Duration::from_secs(20));
     assert!(
         sent.elapsed() < Duration::from_secs(10),
@@ -196,8 +191,22 @@ fn sigint_mid_method_reverts_and_exits_promptly() {
         stdout(&out),
         stderr(&out)
     );
-    assert!(stdout(&out).contains("SIGINT received"), "{}", stdout(&out));
-    assert!(lab.zone_serving("us-east-b"));
+    assert!(
+        stdout(&out).contains(&format!("{signal} received")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(lab.zone_serving(zone));
+}
+
+#[test]
+fn sigint_mid_method_reverts_and_exits_promptly() {
+    a_signal_mid_method_reverts_and_exits_promptly(nix::sys::signal::Signal::SIGINT, "us-east-b");
+}
+
+#[test]
+fn sigterm_mid_method_reverts_and_exits_promptly() {
+    a_signal_mid_method_reverts_and_exits_promptly(nix::sys::signal::Signal::SIGTERM, "us-west-c");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod common;
 mod lab;
+mod process;
 mod recover;
 mod run;
 mod validate;

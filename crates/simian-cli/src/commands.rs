@@ -268,6 +268,7 @@ async fn run_loaded(
     };
 
     let (abort_tx, abort_rx) = watch::channel(None::<String>);
+    let journal_shown = journal.clone();
     let signals = tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut int), Ok(mut term)) = (
@@ -286,7 +287,7 @@ async fn run_loaded(
                 let _ = abort_tx.send(Some(format!("{name} received")));
                 first = false;
             } else {
-                eprintln!("{name} again: still reverting; wait for it, or SIGKILL and `simian recover {}`", journal.display());
+                eprintln!("{name} again: still reverting; wait for it, or SIGKILL and `simian recover {}`", journal_shown.display());
             }
         }
     });
@@ -302,23 +303,20 @@ async fn run_loaded(
             }
         }
     });
-    let journal_path = prepared.journal.path().to_path_buf();
-    let handle = tokio::spawn(simian_engine::execute(prepared, abort_rx, tx));
-    let result = handle.await;
+    let outcome = simian_engine::execute_guarded(prepared, abort_rx, tx).await;
     probes.cancel();
     signals.abort();
     let _ = printer.await;
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            // A panic in the engine: put everything back from the journal.
-            eprintln!("error: the run failed unexpectedly ({e}); reverting from the journal");
-            return match simian_engine::recover(&journal_path).await {
+    let report = match outcome {
+        simian_engine::Outcome::Finished(r) => r,
+        simian_engine::Outcome::Panicked { message, recovered } => {
+            eprintln!("error: the run failed unexpectedly ({message}); every fault was reverted from the journal");
+            return match recovered {
                 Ok(r) if r.failed.is_empty() => exit::ABORTED,
                 _ => {
                     eprintln!(
                         "a revert failed: run `simian recover {}`",
-                        journal_path.display()
+                        journal.display()
                     );
                     exit::REVERT_FAILED
                 }

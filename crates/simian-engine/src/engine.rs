@@ -716,3 +716,40 @@ async fn finish(
         events: s.events.lock().unwrap().clone(),
     }
 }
+
+/// How a guarded run ended.
+pub enum Outcome {
+    Finished(Box<RunReport>),
+    /// The engine panicked; everything the journal shows applied was reverted from it.
+    Panicked {
+        message: String,
+        recovered: Result<crate::Recovered, crate::journal::JournalError>,
+    },
+}
+
+/// Runs [`execute`] in its own task so that even a panic reverts every fault,
+/// from the journal, before this returns.
+pub async fn execute_guarded(
+    p: Prepared,
+    abort: watch::Receiver<Option<String>>,
+    sink: mpsc::UnboundedSender<RunEvent>,
+) -> Outcome {
+    let journal = p.journal.path().to_path_buf();
+    match tokio::spawn(execute(p, abort, sink)).await {
+        Ok(report) => Outcome::Finished(Box::new(report)),
+        Err(e) => {
+            let message = match e.try_into_panic() {
+                Ok(payload) => payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into()),
+                Err(e) => e.to_string(),
+            };
+            Outcome::Panicked {
+                message,
+                recovered: crate::recover(&journal).await,
+            }
+        }
+    }
+}

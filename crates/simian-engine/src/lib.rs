@@ -10,7 +10,7 @@ mod recover;
 pub mod report;
 mod run;
 
-pub use engine::{execute, Prepared};
+pub use engine::{execute, execute_guarded, Outcome, Prepared};
 pub use events::{EventKind, Phase, RunEvent};
 pub use plan::{plan, Planned};
 pub use recover::{recover, Recovered};

@@ -322,18 +322,8 @@ pub async fn revert(r: &ProcessRevert) -> Result<Reverted, FaultError> {
                         if procfs::same_alive(t.pid, t.start_time) {
                             continue;
                         }
-                        let out = tokio::process::Command::new("sh")
-                            .arg("-c")
-                            .arg(run)
-                            .output()
-                            .await;
-                        match out {
-                            Ok(o) if o.status.success() => actions.push(format!("ran `{run}`")),
-                            Ok(o) => failed.push(format!(
-                                "`{run}` exited with {}: {}",
-                                o.status,
-                                String::from_utf8_lossy(&o.stderr).trim()
-                            )),
+                        match run_restart(run).await {
+                            Ok(()) => actions.push(format!("ran `{run}`")),
                             Err(e) => failed.push(format!("`{run}`: {e}")),
                         }
                     }
@@ -348,3 +338,26 @@ pub async fn revert(r: &ProcessRevert) -> Result<Reverted, FaultError> {
         Err(FaultError::Action(failed.join("; ")))
     }
 }
+
+/// Runs a restart command. Its output goes nowhere, so a daemon it starts in
+/// the background cannot hold a pipe open and hang the revert; it is bounded in time.
+async fn run_restart(run: &str) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(run)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    match tokio::time::timeout(RESTART_TIMEOUT, cmd.status()).await {
+        Err(_) => Err(format!(
+            "did not finish within {}s",
+            RESTART_TIMEOUT.as_secs()
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(st)) if st.success() => Ok(()),
+        Ok(Ok(st)) => Err(format!("exited with {st}")),
+    }
+}
+
+const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
