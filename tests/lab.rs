@@ -1,0 +1,390 @@
+//! `simian lab` end to end: the real binary, its supervisor, instances and edge routers, on
+//! 127.0.0.1, each test in its own state directory.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const SMALL: [&str; 7] = ["up", "--regions", "2", "--zones", "3", "--instances", "1"];
+
+/// A lab in its own temp state dir; `lab down` on drop, also when the test fails.
+struct Lab {
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.simian(&["down"]);
+    }
+}
+
+impl Lab {
+    fn new() -> Lab {
+        Lab {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `simian --state-dir DIR lab ARGS...`
+    fn simian(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_simian"))
+            .arg("--state-dir")
+            .arg(self.dir.path())
+            .arg("lab")
+            .args(args)
+            .env_remove("SIMIAN_STATE_DIR")
+            .output()
+            .unwrap()
+    }
+
+    /// Starts the small lab; returns `state.json`.
+    fn up(&self) -> Value {
+        let out = self.simian(&SMALL);
+        assert_ok(&out);
+        self.state()
+    }
+
+    fn state_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("lab/state.json")
+    }
+
+    fn state(&self) -> Value {
+        let text = std::fs::read_to_string(self.state_path()).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn status(&self) -> Value {
+        let out = self.simian(&["status", "--json"]);
+        assert_ok(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `(state, healthy)` of one instance, from `lab status --json`.
+    fn instance_status(&self, id: &str) -> (String, bool) {
+        let status = self.status();
+        let inst = instances(&status)
+            .into_iter()
+            .find(|i| i["id"] == id)
+            .unwrap();
+        (
+            inst["state"].as_str().unwrap().to_string(),
+            inst["healthy"].as_bool().unwrap(),
+        )
+    }
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every instance object of a `state.json` or a `status --json`.
+fn instances(v: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for region in v["regions"].as_array().unwrap() {
+        if let Some(zones) = region["zones"].as_array() {
+            for zone in zones {
+                out.extend(zone["instances"].as_array().unwrap().iter().cloned());
+            }
+        } else {
+            out.extend(region["instances"].as_array().unwrap().iter().cloned());
+        }
+    }
+    out
+}
+
+fn pid_of(v: &Value) -> u32 {
+    v["pid"].as_u64().unwrap() as u32
+}
+
+fn edge(state: &Value, region: &str) -> String {
+    let regions = state["regions"].as_array().unwrap();
+    let r = regions.iter().find(|r| r["name"] == region).unwrap();
+    r["edge"].as_str().unwrap().to_string()
+}
+
+/// Alive: in /proc and not a zombie (a dead child nobody reaped yet).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat[stat.rfind(')').unwrap() + 1..].trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: Signal) {
+    kill(Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+/// Polls `f` until true; panics with `what` after `within`.
+fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// GET over a fresh connection: the status code and the whole response, head lowercased.
+fn get(base: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    assert!(addr.ip().is_loopback(), "the lab listens on 127.0.0.1 only");
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, format!("{}\r\n\r\n{body}", head.to_ascii_lowercase())))
+}
+
+#[test]
+fn up_serves_every_edge_and_down_leaves_nothing_behind() {
+    let lab = Lab::new();
+    let out = lab.simian(&SMALL);
+    assert_ok(&out);
+    let state = lab.state();
+    let printed = stdout(&out);
+    for region in ["us-east", "us-west"] {
+        assert!(printed.contains(&edge(&state, region)), "{printed}");
+    }
+    assert!(
+        stderr(&out).contains("starting the lab"),
+        "progress on stderr"
+    );
+
+    let status = lab.status();
+    let all = instances(&status);
+    assert_eq!(all.len(), 6);
+    for inst in &all {
+        assert_eq!(inst["state"], "running", "{inst}");
+        assert_eq!(inst["healthy"], true, "{inst}");
+        let (code, resp) = get(inst["url"].as_str().unwrap(), "/health").unwrap();
+        assert_eq!((code, resp.ends_with("\r\n\r\nok")), (200, true), "{resp}");
+    }
+    for region in ["us-east", "us-west"] {
+        let (code, resp) = get(&edge(&state, region), "/play").unwrap();
+        assert_eq!(code, 200, "{resp}");
+        assert!(
+            resp.contains(&format!("x-simian-edge: {region}\r\n")),
+            "{resp}"
+        );
+        assert!(resp.contains(&format!("\"region\":\"{region}\"")), "{resp}");
+    }
+    let table = stdout(&lab.simian(&["status"]));
+    assert!(table.contains("us-west-c-1"), "{table}");
+    assert!(table.contains("HEALTHY"), "{table}");
+
+    let mut pids: Vec<u32> = instances(&state).iter().map(pid_of).collect();
+    pids.push(state["supervisor_pid"].as_u64().unwrap() as u32);
+    let out = lab.simian(&["down"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("lab stopped"), "{}", stdout(&out));
+    wait_until(Duration::from_secs(5), "every lab process is gone", || {
+        pids.iter().all(|&p| !alive(p))
+    });
+    assert!(!lab.state_path().exists());
+    assert!(!lab.dir.path().join("lab/control.sock").exists());
+
+    let again = lab.simian(&["down"]);
+    assert_ok(&again);
+    assert!(
+        stdout(&again).contains("no lab was running"),
+        "{}",
+        stdout(&again)
+    );
+    let status = lab.simian(&["status"]);
+    assert_eq!(status.status.code(), Some(3));
+    assert!(
+        stderr(&status).contains("no lab is running"),
+        "{}",
+        stderr(&status)
+    );
+}
+
+#[test]
+fn a_killed_zone_is_routed_around_and_restart_brings_it_back() {
+    let lab = Lab::new();
+    let state = lab.up();
+    let us_east = edge(&state, "us-east");
+    let before = instances(&state);
+    let zone_a: Vec<&Value> = before.iter().filter(|i| i["zone"] == "us-east-a").collect();
+    assert!(!zone_a.is_empty());
+    for inst in &zone_a {
+        signal(pid_of(inst), Signal::SIGKILL);
+    }
+
+    let mut failures = 0;
+    for _ in 0..100 {
+        match get(&us_east, "/play") {
+            Ok((200, resp)) => assert!(!resp.contains("us-east-a-"), "{resp}"),
+            _ => failures += 1,
+        }
+    }
+    assert!(failures <= 3, "{failures} of 100 requests failed");
+    wait_until(Duration::from_secs(5), "status shows the zone dead", || {
+        lab.instance_status("us-east-a-1") == ("dead".into(), false)
+    });
+
+    // A SIGSTOPped instance: its kernel still accepts connections, the edge times out.
+    let b1 = before.iter().find(|i| i["id"] == "us-east-b-1").unwrap();
+    signal(pid_of(b1), Signal::SIGSTOP);
+    assert_eq!(lab.instance_status("us-east-b-1").0, "stopped");
+    for _ in 0..10 {
+        let (code, resp) = get(&us_east, "/play").unwrap();
+        assert_eq!(code, 200, "{resp}");
+    }
+
+    let out = lab.simian(&["restart", "us-east-a-1", "us-east-b-1"]);
+    assert_ok(&out);
+    let said = stdout(&out);
+    assert!(said.contains("us-east-a-1: was dead, respawned"), "{said}");
+    assert!(said.contains("us-east-b-1: was stopped, resumed"), "{said}");
+    wait_until(
+        Duration::from_secs(5),
+        "every instance runs healthy",
+        || {
+            instances(&lab.status())
+                .iter()
+                .all(|i| i["state"] == "running" && i["healthy"] == true)
+        },
+    );
+    let after = lab.state();
+    let new_a = instances(&after)
+        .into_iter()
+        .find(|i| i["id"] == "us-east-a-1")
+        .unwrap();
+    let old_a = zone_a[0];
+    assert_ne!(pid_of(&new_a), pid_of(old_a), "respawned with a new pid");
+    assert_eq!(new_a["port"], old_a["port"], "respawned on the same port");
+    assert!(alive(pid_of(&new_a)));
+    // Round-robin over three healthy instances reaches the respawned one quickly.
+    let mut reached = false;
+    for _ in 0..6 {
+        reached |= get(&us_east, "/play").unwrap().1.contains("us-east-a-1");
+    }
+    assert!(reached, "the respawned instance gets traffic again");
+
+    let pids: Vec<u32> = instances(&after).iter().map(pid_of).collect();
+    assert_ok(&lab.simian(&["down"]));
+    wait_until(Duration::from_secs(5), "every instance is gone", || {
+        pids.iter().all(|&p| !alive(p))
+    });
+    assert!(!lab.state_path().exists());
+}
+
+#[test]
+fn killing_the_supervisor_takes_its_instances_with_it() {
+    let lab = Lab::new();
+    let state = lab.up();
+    let supervisor = state["supervisor_pid"].as_u64().unwrap() as u32;
+    let pids: Vec<u32> = instances(&state).iter().map(pid_of).collect();
+    signal(supervisor, Signal::SIGKILL);
+    wait_until(
+        Duration::from_secs(5),
+        "instances die with their supervisor",
+        || pids.iter().all(|&p| !alive(p)),
+    );
+
+    let status = lab.simian(&["status"]);
+    assert_eq!(status.status.code(), Some(3));
+    assert!(
+        stderr(&status).contains("lost its supervisor"),
+        "{}",
+        stderr(&status)
+    );
+    assert!(
+        stderr(&status).contains("simian lab down"),
+        "{}",
+        stderr(&status)
+    );
+
+    assert_ok(&lab.simian(&["down"]));
+    assert!(!lab.state_path().exists());
+    assert_ok(&lab.simian(&["down"]));
+}
+
+#[test]
+fn a_second_up_in_the_same_state_dir_is_refused() {
+    let lab = Lab::new();
+    let state = lab.up();
+
+    let again = lab.simian(&SMALL);
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    let err = stderr(&again);
+    assert!(err.contains("already running"), "{err}");
+    assert!(err.contains("simian lab down"), "{err}");
+    assert_eq!(lab.state()["supervisor_pid"], state["supervisor_pid"]);
+    let (code, _) = get(&edge(&state, "us-west"), "/play").unwrap();
+    assert_eq!(code, 200, "the first lab still serves");
+
+    let unknown = lab.simian(&["restart", "eu-west-a-1"]);
+    assert_eq!(unknown.status.code(), Some(3));
+    assert!(
+        stderr(&unknown).contains("no instance `eu-west-a-1`"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
+fn help_shows_the_commands_but_not_the_internal_ones() {
+    let lab = Lab::new();
+    let help = stdout(&lab.simian(&["--help"]));
+    for cmd in ["up", "status", "down", "restart"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let commands: Vec<&str> = help
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())
+        .collect();
+    assert!(commands.contains(&"restart"), "{help}");
+    assert!(!commands.contains(&"supervise"), "{help}");
+    assert!(!commands.contains(&"instance"), "{help}");
+    let up = stdout(&lab.simian(&["up", "--help"]));
+    assert!(up.contains("--regions"), "{up}");
+    assert!(up.contains("Examples:"), "{up}");
+}
+
+#[test]
+fn up_after_a_killed_supervisor_starts_a_fresh_lab() {
+    let lab = Lab::new();
+    let old = lab.up();
+    let supervisor = old["supervisor_pid"].as_u64().unwrap() as u32;
+    signal(supervisor, Signal::SIGKILL);
+    wait_until(Duration::from_secs(5), "the supervisor is gone", || {
+        !alive(supervisor)
+    });
+
+    let new = lab.up();
+    assert_ne!(new["supervisor_pid"], old["supervisor_pid"]);
+    assert_eq!(instances(&lab.status()).len(), 6);
+}

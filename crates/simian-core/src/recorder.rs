@@ -88,7 +88,8 @@ impl Recorder {
             max = max.max(s);
         }
         // hdrhistogram answers with a bucket's top; never report more than was seen.
-        let q = |p: f64| (count > 0).then(|| (hist.value_at_quantile(p) as f64 / 1e6).clamp(min, max));
+        let q =
+            |p: f64| (count > 0).then(|| (hist.value_at_quantile(p) as f64 / 1e6).clamp(min, max));
         Metrics {
             count,
             errors,
@@ -135,7 +136,10 @@ mod tests {
         let p99 = last.get(Metric::P99).unwrap();
         assert!((0.098..=0.099).contains(&p99), "p99 {p99}");
         assert_eq!(last.get(Metric::Max), Some(0.099));
-        assert!(last.get(Metric::P999).unwrap() <= 0.099, "a percentile above the max");
+        assert!(
+            last.get(Metric::P999).unwrap() <= 0.099,
+            "a percentile above the max"
+        );
     }
 
     #[tokio::test(start_paused = true)]

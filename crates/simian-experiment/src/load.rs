@@ -470,7 +470,12 @@ mod tests {
             msgs.iter().any(|m| m.contains("invalid duration")),
             "{msgs:?}"
         );
-        assert_eq!(errs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("9:13 unknown metric `p98`")),
+            "{msgs:?}"
+        );
+        assert_eq!(errs.len(), 4, "{msgs:?}");
     }
 
     #[test]

@@ -1,17 +1,303 @@
-//! `simian lab ...` subcommands. (stub: the lab helper fills this in)
+//! `simian lab ...`: start, inspect, repair and stop the lab; plus the hidden `supervise` and
+//! `instance` subcommands that the lab runs itself as.
 
 use std::path::Path;
 
+use crate::instance::InstanceInfo;
+use crate::{LabError, LabSpec, LabState, LabStatus, ProcessState};
+
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
-    /// Start the lab in the background.
-    Up,
-    /// Show what runs where.
-    Status,
-    /// Stop the lab and remove its state.
+    /// Start the lab in the background and print its topology.
+    ///
+    /// Starts a supervisor process, detached from the terminal, that runs every instance
+    /// as its own process and one edge router per region, all on 127.0.0.1. Returns once
+    /// every instance answers its health check. One lab per state directory.
+    #[command(after_help = "Examples:
+  simian lab up
+  simian lab up --regions 1 --zones 3 --instances 1
+  simian --state-dir /tmp/lab2 lab up --regions 4")]
+    Up(SpecArgs),
+
+    /// Show every instance (pid, port, running/stopped/dead, healthy) and the edge URLs.
+    #[command(after_help = "Examples:
+  simian lab status
+  simian lab status --json | jq '.regions[].instances[] | select(.state != \"running\")'")]
+    Status {
+        /// Print the status as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Stop the lab and remove its state. Does nothing, successfully, if none runs.
+    ///
+    /// Also cleans up after a supervisor that was killed.
+    #[command(after_help = "Example:
+  simian lab down")]
     Down,
+
+    /// Bring instances back: resume a stopped one (SIGCONT), respawn a dead one on its port.
+    ///
+    /// The lab never restarts instances on its own, so that experiments see what a fault
+    /// did; this is how to repair it by hand. Waits until each instance is healthy.
+    #[command(after_help = "Examples:
+  simian lab restart us-east-a-1
+  simian lab restart us-east-a-1 us-east-a-2")]
+    Restart {
+        /// Instance ids, as `simian lab status` lists them (e.g. us-east-b-2).
+        #[arg(required = true, value_name = "INSTANCE_ID")]
+        instances: Vec<String>,
+    },
+
+    /// Run the lab supervisor in the foreground (what `lab up` starts).
+    #[command(hide = true)]
+    Supervise(SpecArgs),
+
+    /// Run one lab instance (what the supervisor starts).
+    #[command(hide = true)]
+    Instance(InstanceArgs),
 }
 
-pub async fn run(_cmd: LabCommand, _state_dir: &Path) -> Result<i32, crate::LabError> {
-    Ok(0)
+/// The size of the lab.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpecArgs {
+    /// Regions, named in order us-east, us-west, eu-west, ap-south.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub regions: u8,
+    /// Zones per region, named <region>-a, <region>-b, ...
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=6))]
+    pub zones: u8,
+    /// Instances per zone, named <zone>-1, <zone>-2, ...
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub instances: u8,
+}
+
+impl From<&SpecArgs> for LabSpec {
+    fn from(a: &SpecArgs) -> Self {
+        LabSpec {
+            regions: a.regions.into(),
+            zones: a.zones.into(),
+            instances: a.instances.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstanceArgs {
+    #[arg(long)]
+    pub region: String,
+    #[arg(long)]
+    pub zone: String,
+    #[arg(long)]
+    pub id: String,
+    /// 0 picks a free port.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Exit at once unless this is still our parent (it may die before we arm pdeathsig).
+    #[arg(long)]
+    pub parent_pid: Option<u32>,
+}
+
+/// Runs one `simian lab` subcommand; returns the exit code.
+pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
+    match cmd {
+        LabCommand::Up(args) => {
+            let spec = LabSpec::from(&args);
+            spec.validate()?;
+            eprintln!("starting the lab in {}: {spec} ...", state_dir.display());
+            let state = crate::up(state_dir, spec).await?;
+            print!("{}", render_topology(&state, state_dir));
+            Ok(0)
+        }
+        LabCommand::Status { json } => {
+            let Some(status) = crate::status(state_dir).await? else {
+                return Err(LabError::NotRunning {
+                    dir: state_dir.to_path_buf(),
+                });
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("status serializes")
+                );
+            } else {
+                print!("{}", render_status(&status, state_dir));
+            }
+            Ok(0)
+        }
+        LabCommand::Down => {
+            if crate::down(state_dir).await? {
+                println!("lab stopped in {}", state_dir.display());
+            } else {
+                println!("no lab was running in {}", state_dir.display());
+            }
+            Ok(0)
+        }
+        LabCommand::Restart { instances } => {
+            let not_running = || LabError::NotRunning {
+                dir: state_dir.to_path_buf(),
+            };
+            let state = crate::load(state_dir)?.ok_or_else(not_running)?;
+            if let Some(id) = instances.iter().find(|id| state.instance(id).is_none()) {
+                return Err(LabError::UnknownInstance { id: id.clone() });
+            }
+            let before = crate::status(state_dir).await?.ok_or_else(not_running)?;
+            for id in &instances {
+                let was = before.instances().find(|i| &i.id == id).map(|i| i.state);
+                let pid = crate::ensure_running(&state.control, id).await?;
+                let what = match was {
+                    Some(ProcessState::Dead) => "was dead, respawned",
+                    Some(ProcessState::Stopped) => "was stopped, resumed",
+                    _ => "already running",
+                };
+                println!("{id}: {what} (pid {pid})");
+            }
+            Ok(0)
+        }
+        LabCommand::Supervise(args) => {
+            crate::supervisor::run(state_dir, LabSpec::from(&args)).await
+        }
+        LabCommand::Instance(a) => {
+            let info = InstanceInfo {
+                region: a.region,
+                zone: a.zone,
+                id: a.id,
+            };
+            crate::instance::run(info, a.port, a.parent_pid).await
+        }
+    }
+}
+
+fn render_topology(state: &LabState, state_dir: &Path) -> String {
+    let mut out = format!(
+        "lab up in {} (supervisor pid {}): {}\n",
+        state_dir.display(),
+        state.supervisor_pid,
+        state.spec
+    );
+    for region in &state.regions {
+        out.push_str(&format!("\n{}  edge {}\n", region.name, region.edge));
+        for zone in &region.zones {
+            for inst in &zone.instances {
+                out.push_str(&format!(
+                    "  {:<11} {:<14} {}  pid {}\n",
+                    zone.name, inst.id, inst.url, inst.pid
+                ));
+            }
+        }
+    }
+    out.push_str("\nsee it with `simian lab status`, stop it with `simian lab down`\n");
+    out
+}
+
+fn render_status(status: &LabStatus, state_dir: &Path) -> String {
+    let mut out = format!(
+        "lab in {} (supervisor pid {}): {}\n\n",
+        state_dir.display(),
+        status.supervisor_pid,
+        status.spec
+    );
+    for region in &status.regions {
+        out.push_str(&format!("edge {:<9} {}\n", region.name, region.edge));
+    }
+    let header = [
+        "REGION", "ZONE", "INSTANCE", "PID", "PORT", "STATE", "HEALTHY",
+    ];
+    let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
+    for i in status.instances() {
+        rows.push([
+            i.region.clone(),
+            i.zone.clone(),
+            i.id.clone(),
+            i.pid.to_string(),
+            i.port.to_string(),
+            i.state.to_string(),
+            if i.healthy { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    out.push('\n');
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InstanceStatus, RegionStatus};
+
+    #[test]
+    fn status_renders_an_aligned_table() {
+        let inst = |id: &str, pid, state, healthy| InstanceStatus {
+            id: id.into(),
+            region: "us-east".into(),
+            zone: id[..9].into(),
+            url: "http://127.0.0.1:4001".into(),
+            port: 4001,
+            pid,
+            state,
+            healthy,
+        };
+        let status = LabStatus {
+            supervisor_pid: 7,
+            spec: LabSpec {
+                regions: 1,
+                zones: 2,
+                instances: 1,
+            },
+            regions: vec![RegionStatus {
+                name: "us-east".into(),
+                edge: "http://127.0.0.1:4000".into(),
+                instances: vec![
+                    inst("us-east-a-1", 123, ProcessState::Running, true),
+                    inst("us-east-b-1", 45678, ProcessState::Stopped, false),
+                ],
+            }],
+        };
+        let text = render_status(&status, Path::new("/tmp/x"));
+        assert_eq!(
+            text,
+            "lab in /tmp/x (supervisor pid 7): 1 region × 2 zones × 1 instance\n\
+             \n\
+             edge us-east   http://127.0.0.1:4000\n\
+             \n\
+             REGION   ZONE       INSTANCE     PID    PORT  STATE    HEALTHY\n\
+             us-east  us-east-a  us-east-a-1  123    4001  running  yes\n\
+             us-east  us-east-b  us-east-b-1  45678  4001  stopped  no\n"
+        );
+    }
+
+    #[test]
+    fn the_command_line_parses_sizes_with_bounds() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct T {
+            #[command(subcommand)]
+            cmd: LabCommand,
+        }
+        let up = T::try_parse_from(["t", "up", "--regions", "1", "--instances", "1"]).unwrap();
+        let LabCommand::Up(args) = up.cmd else {
+            panic!("not up")
+        };
+        assert_eq!(
+            LabSpec::from(&args),
+            LabSpec {
+                regions: 1,
+                zones: 3,
+                instances: 1
+            }
+        );
+        assert!(T::try_parse_from(["t", "up", "--regions", "5"]).is_err());
+        assert!(T::try_parse_from(["t", "restart"]).is_err());
+    }
 }

@@ -1,10 +1,28 @@
-//! The embedded lab: regions, zones and instances as real processes behind per-region edge routers.
+//! The embedded lab: a small active-active service on one machine, made of real processes,
+//! for chaos experiments to break. R regions × Z zones × N instances; each region has an edge
+//! router that spreads requests over its instances and routes around the dead ones.
+//!
+//! A detached supervisor process (`simian lab supervise`) owns the instances and edges and
+//! answers a control socket; this crate's functions ([`up`], [`down`], [`status`],
+//! [`ensure_running`], [`load`]) talk to it through `<state_dir>/lab/`.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod control;
+pub mod edge;
+mod error;
+mod http;
+pub mod instance;
+mod lifecycle;
+pub mod procfs;
+mod state;
+mod supervisor;
+pub mod topology;
 
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    #[error("{0}")]
-    Other(String),
-}
+pub use error::LabError;
+pub use lifecycle::{down, ensure_running, status, up};
+pub use state::{
+    load, Instance, InstanceStatus, LabPaths, LabState, LabStatus, ProcessState, Region,
+    RegionStatus, Zone,
+};
+pub use topology::LabSpec;
