@@ -44,9 +44,10 @@ fn report_err<E: std::fmt::Display>(r: Result<i32, E>) -> i32 {
     })
 }
 
-/// Parses `--var NAME=VALUE` flags.
-fn var_map(v: &VarArgs) -> Result<BTreeMap<String, String>, String> {
-    v.vars
+/// Parses `--var NAME=VALUE` flags; reports a bad one and returns None.
+fn var_map(v: &VarArgs) -> Option<BTreeMap<String, String>> {
+    let parsed: Result<BTreeMap<String, String>, String> = v
+        .vars
         .iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
@@ -54,7 +55,8 @@ fn var_map(v: &VarArgs) -> Result<BTreeMap<String, String>, String> {
                 "invalid --var `{kv}`: expected NAME=VALUE, e.g. `--var rate=100`"
             )),
         })
-        .collect()
+        .collect();
+    parsed.map_err(|e| eprintln!("error: {e}")).ok()
 }
 
 enum LabVars<'a> {
@@ -128,17 +130,17 @@ fn print_diags(diags: &[Diagnostic], source: &str) {
     );
 }
 
+/// The running lab, if any; a lab whose supervisor died is reported, not silently ignored.
 fn lab_state(state_dir: &Path) -> Option<LabState> {
-    simian_lab::load(state_dir).ok().flatten()
+    simian_lab::load(state_dir).unwrap_or_else(|e| {
+        eprintln!("warning: {e}");
+        None
+    })
 }
 
 fn validate(files: &[PathBuf], vars: &VarArgs, state_dir: &Path) -> i32 {
-    let vars = match var_map(vars) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::NOT_RUN;
-        }
+    let Some(vars) = var_map(vars) else {
+        return exit::NOT_RUN;
     };
     let lab = lab_state(state_dir);
     let mut code = exit::HELD;
@@ -153,12 +155,8 @@ fn validate(files: &[PathBuf], vars: &VarArgs, state_dir: &Path) -> i32 {
 }
 
 fn plan(file: &Path, vars: &VarArgs, seed: Option<u64>, state_dir: &Path) -> i32 {
-    let vars = match var_map(vars) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::NOT_RUN;
-        }
+    let Some(vars) = var_map(vars) else {
+        return exit::NOT_RUN;
     };
     let lab = lab_state(state_dir);
     let loaded = match load(
@@ -191,12 +189,8 @@ fn fresh_seed() -> u64 {
 }
 
 async fn run(args: RunArgs, state_dir: &Path) -> i32 {
-    let vars = match var_map(&args.vars) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::NOT_RUN;
-        }
+    let Some(vars) = var_map(&args.vars) else {
+        return exit::NOT_RUN;
     };
     // Refuse bad input before starting anything, lab included.
     if let Err(code) = load(&args.file, &vars, LabVars::Placeholder) {

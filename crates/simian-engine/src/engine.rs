@@ -167,10 +167,12 @@ pub async fn execute(
             &header,
             Verdict::Aborted,
             Some(r),
-            phases,
-            results,
-            baseline,
-            None,
+            Acc {
+                phases,
+                results,
+                baseline,
+                stop: None,
+            },
         )
         .await;
     }
@@ -207,10 +209,12 @@ pub async fn execute(
             &header,
             Verdict::NotRun,
             Some(r),
-            phases,
-            results,
-            baseline,
-            None,
+            Acc {
+                phases,
+                results,
+                baseline,
+                stop: None,
+            },
         )
         .await;
     }
@@ -261,16 +265,28 @@ pub async fn execute(
             &header,
             Verdict::RevertFailed,
             Some(r),
-            phases,
-            results,
-            baseline,
-            stop,
+            Acc {
+                phases,
+                results,
+                baseline,
+                stop,
+            },
         )
         .await;
     }
     if verdict == Verdict::Aborted {
         return finish(
-            &shared, &loaded, &header, verdict, reason, phases, results, baseline, stop,
+            &shared,
+            &loaded,
+            &header,
+            verdict,
+            reason,
+            Acc {
+                phases,
+                results,
+                baseline,
+                stop,
+            },
         )
         .await;
     }
@@ -306,10 +322,12 @@ pub async fn execute(
             &header,
             Verdict::Aborted,
             Some(r),
-            phases,
-            results,
-            baseline,
-            stop,
+            Acc {
+                phases,
+                results,
+                baseline,
+                stop,
+            },
         )
         .await;
     }
@@ -322,7 +340,17 @@ pub async fn execute(
         results.push(result(Phase::After, a, &c, None));
     }
     finish(
-        &shared, &loaded, &header, verdict, None, phases, results, baseline, stop,
+        &shared,
+        &loaded,
+        &header,
+        verdict,
+        None,
+        Acc {
+            phases,
+            results,
+            baseline,
+            stop,
+        },
     )
     .await
 }
@@ -666,17 +694,21 @@ async fn revert_applied(s: &Shared, a: Applied) -> bool {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a run has gathered by the time it ends.
+struct Acc {
+    phases: Vec<PhaseSpan>,
+    results: Vec<AssertionResult>,
+    baseline: BTreeMap<String, Metrics>,
+    stop: Option<StopReport>,
+}
+
 async fn finish(
     s: &Shared,
     l: &Loaded,
     h: &Header,
     verdict: Verdict,
     reason: Option<String>,
-    phases: Vec<PhaseSpan>,
-    assertions: Vec<AssertionResult>,
-    baseline: BTreeMap<String, Metrics>,
-    stop: Option<StopReport>,
+    acc: Acc,
 ) -> RunReport {
     // A run that ends early (not steady, aborted before the method) still reverts anything applied.
     let verdict = if !s.applied.lock().unwrap().is_empty() && !revert_all(s).await {
@@ -708,11 +740,11 @@ async fn finish(
         exit_code,
         reason,
         duration_ms: s.ms(),
-        phases,
-        assertions,
+        phases: acc.phases,
+        assertions: acc.results,
         faults,
-        baseline,
-        stop,
+        baseline: acc.baseline,
+        stop: acc.stop,
         events: s.events.lock().unwrap().clone(),
     }
 }
