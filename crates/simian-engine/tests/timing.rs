@@ -291,3 +291,38 @@ async fn a_breach_during_the_method_deviates_without_aborting() {
         Some(15000)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_parallel_group_ends_when_its_longest_branch_does() {
+    let b = bed(
+        "  - parallel:\n      - inject: { name: a, duration: 10s, process: { target: { lab: {} } } }\n      - inject: { name: b, duration: 4s, process: { target: { lab: {} } } }\n  - wait: 1s\n",
+        "",
+        Duration::ZERO,
+    );
+    let r = run(b, None).await;
+    assert_eq!(r.verdict, Verdict::Held, "{:?}", r.reason);
+    let reverted = |n: &str| {
+        at(
+            &r,
+            |k| matches!(k, EventKind::Reverted { fault, .. } if fault == n),
+        )
+    };
+    assert_eq!(
+        at(
+            &r,
+            |k| matches!(k, EventKind::Injected { fault, .. } if fault == "b")
+        ),
+        Some(5000)
+    );
+    assert_eq!(reverted("b"), Some(9000));
+    assert_eq!(reverted("a"), Some(15000));
+    assert_eq!(
+        at(&r, |k| matches!(
+            k,
+            EventKind::Phase {
+                phase: simian_engine::Phase::Revert
+            }
+        )),
+        Some(16000)
+    );
+}

@@ -361,3 +361,78 @@ async fn run_restart(run: &str) -> Result<(), String> {
 }
 
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// `n` copies of `sleep` running under a name nothing else on the machine has.
+    fn unique_sleepers(dir: &std::path::Path, name: &str, n: usize) -> Vec<std::process::Child> {
+        let exe = dir.join(name);
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        (0..n)
+            .map(|_| std::process::Command::new(&exe).arg("30").spawn().unwrap())
+            .collect()
+    }
+
+    fn build(target: ProcessTarget, pick: &str) -> Result<ProcessFault, FaultError> {
+        let cfg = Config {
+            target,
+            action: ProcessAction::Stop,
+            pick: pick.parse().unwrap(),
+            restart: None,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        ProcessFault::build(
+            &cfg,
+            &mut BuildCtx {
+                lab: None,
+                rng: &mut rng,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn targets_by_name_and_reverts_idempotently() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kids = unique_sleepers(dir.path(), "smn-inj-test", 3);
+        let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+        let f = build(ProcessTarget::Name("smn-inj-test".into()), "2").unwrap();
+        assert_eq!((f.plan().eligible, f.plan().targets.len()), (3, 2));
+        let again = build(ProcessTarget::Name("smn-inj-test".into()), "2").unwrap();
+        assert_eq!(
+            f.plan().targets,
+            again.plan().targets,
+            "same seed, same picks"
+        );
+
+        let record = f.prepare().await.unwrap();
+        f.apply(&record).await.unwrap();
+        let stopped: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| procfs::stat(*p).unwrap().0 == 'T')
+            .collect();
+        assert_eq!(stopped.len(), 2);
+        let RevertRecord::Process(r) = &record;
+        revert(r).await.unwrap();
+        revert(r).await.unwrap(); // twice is harmless
+        assert!(pids.iter().all(|p| procfs::stat(*p).unwrap().0 != 'T'));
+        for k in &mut kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+
+    #[test]
+    fn nothing_matching_is_a_clear_error() {
+        let e = build(
+            ProcessTarget::Pattern("^no such process 1234567$".into()),
+            "all",
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("no running process matches"), "{e}");
+    }
+}
