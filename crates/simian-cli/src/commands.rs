@@ -22,6 +22,7 @@ pub async fn dispatch(cmd: Command, state_dir: PathBuf) -> i32 {
         Command::Recover { journal } => recover(&journal).await,
         Command::Lab { cmd } => report_err(simian_lab::cli::run(cmd, &state_dir).await),
         Command::Probe { cmd } => report_err(simian_probes::cli::run(cmd).await),
+        Command::Proxy(args) => report_err(simian_proxy::cli::run(args).await),
         Command::Schema => {
             println!(
                 "{}",

@@ -90,6 +90,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: simian_probes::cli::ProbeCommand,
     },
+    /// Run the fault proxy: the Toxiproxy HTTP API, with latency from real distributions.
+    Proxy(simian_proxy::cli::ProxyArgs),
     /// Print the JSON Schema of the experiment format (for editors).
     #[command(
         after_help = "Example (VS Code YAML extension):\n  simian schema > simian.schema.json\n  # then in the experiment: # yaml-language-server: $schema=./simian.schema.json"

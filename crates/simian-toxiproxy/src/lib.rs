@@ -1,0 +1,2 @@
+//! An async client for the Toxiproxy HTTP API.
+#![forbid(unsafe_code)]
