@@ -1,5 +1,5 @@
-//! `simian lab` end to end: the real binary, its supervisor, instances and edge routers, on
-//! 127.0.0.1, each test in its own state directory.
+//! `simian lab` end to end: the real binary, its supervisor, instances, stores, fault proxy
+//! and edge routers, on 127.0.0.1, each test in its own state directory.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -115,10 +115,29 @@ fn pid_of(v: &Value) -> u32 {
     v["pid"].as_u64().unwrap() as u32
 }
 
-fn edge(state: &Value, region: &str) -> String {
+fn region<'a>(state: &'a Value, name: &str) -> &'a Value {
     let regions = state["regions"].as_array().unwrap();
-    let r = regions.iter().find(|r| r["name"] == region).unwrap();
-    r["edge"].as_str().unwrap().to_string()
+    regions.iter().find(|r| r["name"] == name).unwrap()
+}
+
+fn edge(state: &Value, name: &str) -> String {
+    region(state, name)["edge"].as_str().unwrap().to_string()
+}
+
+/// Pids of every region's store, from a `state.json`.
+fn store_pids(state: &Value) -> Vec<u32> {
+    state["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| pid_of(&r["store"]))
+        .collect()
+}
+
+/// Whether instances reach this region's store through a proxy (not directly).
+fn proxied(state: &Value, name: &str) -> bool {
+    let r = region(state, name);
+    !state["proxy_api"].as_str().unwrap_or("").is_empty() && r["store_proxy"] != r["store"]["url"]
 }
 
 /// Alive: in /proc and not a zombie (a dead child nobody reaped yet).
@@ -147,13 +166,25 @@ fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 /// GET over a fresh connection: the status code and the whole response, head lowercased.
 fn get(base: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    request(base, "GET", path, "")
+}
+
+/// One request over a fresh connection: the status code and the whole response, head
+/// lowercased.
+fn request(base: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let addr: std::net::SocketAddr = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
     assert!(addr.ip().is_loopback(), "the lab listens on 127.0.0.1 only");
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\
+         content-type: application/json\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = String::new();
     s.read_to_string(&mut raw)?;
@@ -204,6 +235,8 @@ fn up_serves_every_edge_and_down_leaves_nothing_behind() {
     assert!(table.contains("HEALTHY"), "{table}");
 
     let mut pids: Vec<u32> = instances(&state).iter().map(pid_of).collect();
+    pids.extend(store_pids(&state));
+    assert!(pids.iter().all(|&p| alive(p)));
     pids.push(state["supervisor_pid"].as_u64().unwrap() as u32);
     let out = lab.simian(&["down"]);
     assert_ok(&out);
@@ -306,7 +339,8 @@ fn killing_the_supervisor_takes_its_instances_with_it() {
     let lab = Lab::new();
     let state = lab.up();
     let supervisor = state["supervisor_pid"].as_u64().unwrap() as u32;
-    let pids: Vec<u32> = instances(&state).iter().map(pid_of).collect();
+    let mut pids: Vec<u32> = instances(&state).iter().map(pid_of).collect();
+    pids.extend(store_pids(&state));
     signal(supervisor, Signal::SIGKILL);
     wait_until(
         Duration::from_secs(5),
@@ -387,4 +421,153 @@ fn up_after_a_killed_supervisor_starts_a_fresh_lab() {
     let new = lab.up();
     assert_ne!(new["supervisor_pid"], old["supervisor_pid"]);
     assert_eq!(instances(&lab.status()).len(), 6);
+}
+
+#[test]
+fn each_region_reads_its_store_and_a_killed_store_fails_only_that_region_until_restarted() {
+    let lab = Lab::new();
+    let state = lab.up();
+    let proxy_api = state["proxy_api"].as_str().unwrap();
+    for name in ["us-east", "us-west"] {
+        let r = region(&state, name);
+        let store = &r["store"];
+        assert_eq!(store["id"], format!("store-{name}"), "{r}");
+        let url = store["url"].as_str().unwrap();
+        assert_eq!(url, format!("http://127.0.0.1:{}", store["port"]));
+        assert!(alive(pid_of(store)), "{store}");
+        // Directly, and the way the instances reach it.
+        for base in [url, r["store_proxy"].as_str().unwrap()] {
+            let (code, resp) = get(base, "/kv/catalog").unwrap();
+            assert_eq!(code, 200, "{base}: {resp}");
+            assert!(resp.contains(&format!("\"region\":\"{name}\"")), "{resp}");
+        }
+        let (code, resp) = get(&edge(&state, name), "/play").unwrap();
+        assert_eq!(code, 200, "{resp}");
+        assert!(resp.contains("\"store_ms\":"), "{resp}");
+    }
+    if proxied(&state, "us-east") {
+        assert!(proxy_api.starts_with("http://127.0.0.1:"), "{proxy_api}");
+        let (code, resp) = get(proxy_api, "/proxies/store-us-east").unwrap();
+        assert_eq!(code, 200, "{resp}");
+        let store_port = region(&state, "us-east")["store"]["port"].to_string();
+        assert!(
+            resp.contains(&store_port),
+            "the proxy's upstream is the store: {resp}"
+        );
+    } else {
+        eprintln!("NOTE: the fault proxy is not live: instances reach their stores directly");
+    }
+    let table = stdout(&lab.simian(&["status"]));
+    assert!(table.contains("store-us-west"), "{table}");
+
+    // Kill us-east's store: us-east's users see errors, its instances stay healthy.
+    let east = edge(&state, "us-east");
+    let store = &region(&state, "us-east")["store"];
+    signal(pid_of(store), Signal::SIGKILL);
+    wait_until(Duration::from_secs(5), "us-east's store is dead", || {
+        !alive(pid_of(store))
+    });
+    for _ in 0..5 {
+        let (code, resp) = get(&east, "/play").unwrap();
+        assert_eq!(code, 502, "{resp}");
+        assert!(resp.contains("store"), "{resp}");
+    }
+    let (code, _) = get(&edge(&state, "us-west"), "/play").unwrap();
+    assert_eq!(code, 200, "us-west has its own store");
+    let status = lab.status();
+    let east_status = region(&status, "us-east");
+    assert_eq!(east_status["store"]["state"], "dead", "{east_status}");
+    for inst in instances(&status)
+        .iter()
+        .filter(|i| i["region"] == "us-east")
+    {
+        assert_eq!(
+            inst["healthy"], true,
+            "a dead store does not fail health: {inst}"
+        );
+        let (code, _) = get(inst["url"].as_str().unwrap(), "/health").unwrap();
+        assert_eq!(code, 200);
+    }
+
+    let out = lab.simian(&["restart", "store-us-east"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("store-us-east: was dead, respawned"),
+        "{}",
+        stdout(&out)
+    );
+    let after = lab.state();
+    let new_store = &region(&after, "us-east")["store"];
+    assert_ne!(pid_of(new_store), pid_of(store), "a new process");
+    assert_eq!(new_store["port"], store["port"], "on the same port");
+    wait_until(Duration::from_secs(5), "us-east serves again", || {
+        (0..3).all(|_| get(&east, "/play").is_ok_and(|(code, _)| code == 200))
+    });
+
+    let pids = store_pids(&after);
+    assert_ok(&lab.simian(&["down"]));
+    wait_until(Duration::from_secs(5), "no store is left", || {
+        pids.iter().all(|&p| !alive(p))
+    });
+}
+
+#[test]
+fn a_latency_toxic_on_a_store_proxy_slows_only_that_region() {
+    let lab = Lab::new();
+    let state = lab.up();
+    if !proxied(&state, "us-east") {
+        eprintln!("SKIPPED: the fault proxy is not live: instances reach their stores directly");
+        return;
+    }
+    let api = state["proxy_api"].as_str().unwrap();
+    let (east, west) = (edge(&state, "us-east"), edge(&state, "us-west"));
+    // The median of a few `/play` round trips through an edge, in ms.
+    let median = |base: &str| {
+        let mut ms: Vec<f64> = (0..7)
+            .map(|_| {
+                let started = Instant::now();
+                let (code, resp) = get(base, "/play").unwrap();
+                assert_eq!(code, 200, "{resp}");
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms[ms.len() / 2]
+    };
+    assert!(median(&east) < 100.0, "fast before the toxic");
+
+    let (code, resp) = request(
+        api,
+        "POST",
+        "/proxies/store-us-east/toxics",
+        r#"{"type":"latency","attributes":{"latency":200}}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{resp}");
+    let toxic: Value = serde_json::from_str(resp.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let name = toxic["name"].as_str().unwrap().to_string();
+
+    let (slow, fast) = (median(&east), median(&west));
+    assert!(
+        slow >= 180.0,
+        "us-east /play takes {slow:.1}ms with 200ms on its store"
+    );
+    assert!(
+        fast < 100.0,
+        "us-west /play takes {fast:.1}ms: its store is not slowed"
+    );
+
+    let (code, resp) = request(
+        api,
+        "DELETE",
+        &format!("/proxies/store-us-east/toxics/{name}"),
+        "",
+    )
+    .unwrap();
+    assert!(code == 204 || code == 200, "{resp}");
+    let again = median(&east);
+    assert!(
+        again < 100.0,
+        "us-east /play takes {again:.1}ms once the toxic is gone"
+    );
 }

@@ -2,7 +2,9 @@
 
 mod common;
 mod lab;
+mod latency;
 mod process;
+mod proxy;
 mod recover;
 mod run;
 mod validate;

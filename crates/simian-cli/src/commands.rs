@@ -12,12 +12,13 @@ use simian_lab::LabState;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::vars::{RunProxies, Vars};
 use crate::{exit, Cli, Command, RunArgs, VarArgs};
 
 pub async fn dispatch(cmd: Command, state_dir: PathBuf) -> i32 {
     match cmd {
         Command::Validate { files, vars } => validate(&files, &vars, &state_dir),
-        Command::Plan { file, vars, seed } => plan(&file, &vars, seed, &state_dir),
+        Command::Plan { file, vars, seed } => plan(&file, &vars, seed, &state_dir).await,
         Command::Run(args) => run(args, &state_dir).await,
         Command::Recover { journal } => recover(&journal).await,
         Command::Lab { cmd } => report_err(simian_lab::cli::run(cmd, &state_dir).await),
@@ -60,62 +61,24 @@ fn var_map(v: &VarArgs) -> Option<BTreeMap<String, String>> {
     parsed.map_err(|e| eprintln!("error: {e}")).ok()
 }
 
-enum LabVars<'a> {
-    /// Resolve `lab.*` from this lab.
-    Lab(&'a LabState),
-    /// No lab: `lab.*` resolves to a placeholder (validation only).
-    Placeholder,
-    /// No lab: `lab.*` is undefined.
-    None,
-}
-
-fn load(file: &Path, vars: &BTreeMap<String, String>, lab: LabVars) -> Result<Loaded, i32> {
-    let shown = file.display().to_string();
-    let source = match std::fs::read_to_string(file) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot read {shown}: {e}");
-            return Err(exit::NOT_RUN);
-        }
-    };
-    let lab_vars = match lab {
-        LabVars::Lab(l) => l.variables(),
-        _ => BTreeMap::new(),
-    };
-    let placeholder = matches!(lab, LabVars::Placeholder);
-    let var = |name: &str| -> Option<String> {
-        if let Some(v) = vars.get(name) {
-            return Some(v.clone());
-        }
-        if let Some(rest) = name.strip_prefix("lab.") {
-            return lab_vars
-                .get(name)
-                .cloned()
-                .or_else(|| placeholder.then(|| placeholder_for(rest)));
-        }
-        std::env::var(name).ok()
-    };
-    let check = |spec: &simian_experiment::ProbeSpec| simian_probes::check(spec);
-    simian_experiment::load(
-        &shown,
-        &source,
-        &Env {
-            var: &var,
-            check_probe: &check,
-        },
-    )
-    .map_err(|diags| {
-        print_diags(&diags, &source);
+fn read(file: &Path) -> Result<String, i32> {
+    std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
         exit::NOT_RUN
     })
 }
 
-fn placeholder_for(rest: &str) -> String {
-    if rest.ends_with(".edge") || rest.contains('-') {
-        "http://127.0.0.1:9".into()
-    } else {
-        "lab".into()
-    }
+fn load(file: &Path, source: &str, vars: &Vars) -> Result<Loaded, i32> {
+    let var = |name: &str| vars.get(name);
+    let check = |spec: &simian_experiment::ProbeSpec| simian_probes::check(spec);
+    let env = Env {
+        var: &var,
+        check_probe: &check,
+    };
+    simian_experiment::load(&file.display().to_string(), source, &env).map_err(|diags| {
+        print_diags(&diags, source);
+        exit::NOT_RUN
+    })
 }
 
 fn print_diags(diags: &[Diagnostic], source: &str) {
@@ -144,10 +107,10 @@ fn validate(files: &[PathBuf], vars: &VarArgs, state_dir: &Path) -> i32 {
         return exit::NOT_RUN;
     };
     let lab = lab_state(state_dir);
+    let resolve = Vars::new(&vars, lab.as_ref(), true);
     let mut code = exit::HELD;
     for f in files {
-        let mode = lab.as_ref().map_or(LabVars::Placeholder, LabVars::Lab);
-        match load(f, &vars, mode) {
+        match read(f).and_then(|source| load(f, &source, &resolve)) {
             Ok(l) => println!("ok: {} ({})", f.display(), l.experiment.name),
             Err(c) => code = c,
         }
@@ -155,30 +118,41 @@ fn validate(files: &[PathBuf], vars: &VarArgs, state_dir: &Path) -> i32 {
     code
 }
 
-fn plan(file: &Path, vars: &VarArgs, seed: Option<u64>, state_dir: &Path) -> i32 {
+async fn plan(file: &Path, vars: &VarArgs, seed: Option<u64>, state_dir: &Path) -> i32 {
     let Some(vars) = var_map(vars) else {
         return exit::NOT_RUN;
     };
-    let lab = lab_state(state_dir);
-    let loaded = match load(
-        file,
-        &vars,
-        lab.as_ref().map_or(LabVars::None, LabVars::Lab),
-    ) {
-        Ok(l) => l,
+    let source = match read(file) {
+        Ok(s) => s,
         Err(c) => return c,
     };
-    let seed = seed.unwrap_or_else(fresh_seed);
-    match simian_engine::plan(&loaded, lab.as_ref(), seed) {
-        Ok(planned) => {
-            print!("{}", crate::plan_view::render(&loaded, &planned, seed));
-            exit::HELD
+    let lab = lab_state(state_dir);
+    let mut resolve = Vars::new(&vars, lab.as_ref(), false);
+    let proxies = match RunProxies::start(&source, &mut resolve).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::NOT_RUN;
         }
-        Err(diags) => {
-            print_diags(&diags, &loaded.source);
-            exit::NOT_RUN
+    };
+    let code = match load(file, &source, &resolve) {
+        Err(c) => c,
+        Ok(loaded) => {
+            let seed = seed.unwrap_or_else(fresh_seed);
+            match simian_engine::plan(&loaded, lab.as_ref(), proxies.api().as_deref(), seed).await {
+                Ok(planned) => {
+                    print!("{}", crate::plan_view::render(&loaded, &planned, seed));
+                    exit::HELD
+                }
+                Err(diags) => {
+                    print_diags(&diags, &loaded.source);
+                    exit::NOT_RUN
+                }
+            }
         }
-    }
+    };
+    proxies.stop().await;
+    code
 }
 
 fn fresh_seed() -> u64 {
@@ -194,7 +168,11 @@ async fn run(args: RunArgs, state_dir: &Path) -> i32 {
         return exit::NOT_RUN;
     };
     // Refuse bad input before starting anything, lab included.
-    if let Err(code) = load(&args.file, &vars, LabVars::Placeholder) {
+    let source = match read(&args.file) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    if let Err(code) = load(&args.file, &source, &Vars::new(&vars, None, true)) {
         return code;
     }
     let mut throwaway = false;
@@ -212,7 +190,19 @@ async fn run(args: RunArgs, state_dir: &Path) -> i32 {
             }
         }
     }
-    let code = run_loaded(&args, &vars, lab.as_ref(), state_dir).await;
+    let mut resolve = Vars::new(&vars, lab.as_ref(), false);
+    let code = match RunProxies::start(&source, &mut resolve).await {
+        Ok(proxies) => {
+            let api = proxies.api();
+            let code = run_loaded(&args, &source, &resolve, api, lab.as_ref(), state_dir).await;
+            proxies.stop().await;
+            code
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::NOT_RUN
+        }
+    };
     if throwaway {
         if let Err(e) = simian_lab::down(state_dir).await {
             eprintln!("warning: failed to take the throwaway lab down: {e}; run `simian lab down`");
@@ -225,11 +215,13 @@ async fn run(args: RunArgs, state_dir: &Path) -> i32 {
 
 async fn run_loaded(
     args: &RunArgs,
-    vars: &BTreeMap<String, String>,
+    source: &str,
+    vars: &Vars<'_>,
+    run_proxy_api: Option<String>,
     lab: Option<&LabState>,
     state_dir: &Path,
 ) -> i32 {
-    let loaded = match load(&args.file, vars, lab.map_or(LabVars::None, LabVars::Lab)) {
+    let loaded = match load(&args.file, source, vars) {
         Ok(l) => l,
         Err(c) => return c,
     };
@@ -247,9 +239,10 @@ async fn run_loaded(
         seed,
         command_line: std::env::args().collect(),
         lab: lab.cloned(),
+        run_proxy_api,
         tick: args.tick.0,
     };
-    let prepared = match simian_engine::prepare(loaded, opts, &probes) {
+    let prepared = match simian_engine::prepare(loaded, opts, &probes).await {
         Ok(p) => p,
         Err(PrepareError::Invalid(diags)) => {
             print_diags(&diags, &source);

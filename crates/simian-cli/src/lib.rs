@@ -3,6 +3,7 @@
 
 mod commands;
 mod plan_view;
+mod vars;
 
 use std::path::PathBuf;
 

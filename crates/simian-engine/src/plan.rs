@@ -17,17 +17,22 @@ pub struct Planned {
 }
 
 /// Builds every fault (targets resolved with the seeded RNG) and checks the guards.
-pub fn plan(
+pub async fn plan(
     loaded: &Loaded,
     lab: Option<&LabState>,
+    run_proxy_api: Option<&str>,
     seed: u64,
 ) -> Result<Vec<Planned>, Vec<Diagnostic>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::new();
     let mut diags = Vec::new();
     for site in &loaded.faults {
-        let mut ctx = BuildCtx { lab, rng: &mut rng };
-        match simian_injectors::build(&site.inject, &mut ctx) {
+        let mut ctx = BuildCtx {
+            lab,
+            run_proxy_api,
+            rng: &mut rng,
+        };
+        match simian_injectors::build(&site.name, &site.inject, &mut ctx).await {
             Ok(fault) => out.push(Planned {
                 name: site.name.clone(),
                 fault,

@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub seed: u64,
     pub command_line: Vec<String>,
     pub lab: Option<LabState>,
+    /// The admin API of the proxies the run started itself (`proxies:`).
+    pub run_proxy_api: Option<String>,
     pub tick: Duration,
 }
 
@@ -35,13 +37,19 @@ pub enum PrepareError {
 
 /// Plans, opens the journal and starts the probes. The caller must cancel
 /// `probes` when the run ends.
-pub fn prepare(
+pub async fn prepare(
     loaded: Loaded,
     opts: RunOptions,
     probes: &CancellationToken,
 ) -> Result<Prepared, PrepareError> {
-    let faults =
-        crate::plan::plan(&loaded, opts.lab.as_ref(), opts.seed).map_err(PrepareError::Invalid)?;
+    let faults = crate::plan::plan(
+        &loaded,
+        opts.lab.as_ref(),
+        opts.run_proxy_api.as_deref(),
+        opts.seed,
+    )
+    .await
+    .map_err(PrepareError::Invalid)?;
     let header = Header {
         run_id: run_id(&loaded.experiment.name),
         experiment: loaded.experiment.name.clone(),

@@ -229,6 +229,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         "stop_when",
         "method",
         "guards",
+        "proxies",
     ];
     for k in top.keys() {
         if !known.contains(&k.as_str()) {
@@ -269,6 +270,10 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         None => Some(Guards::default()),
         Some(v) => ctx.de(v, &root.key("guards")),
     };
+    let proxies: Option<std::collections::BTreeMap<String, RunProxy>> = match top.get("proxies") {
+        None => Some(Default::default()),
+        Some(v) => ctx.de(v, &root.key("proxies")),
+    };
 
     let (
         Some(version),
@@ -278,6 +283,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         Some(stop_when),
         Some(method),
         Some(guards),
+        Some(proxies),
     ) = (
         version,
         name,
@@ -286,6 +292,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         stop_when,
         method,
         guards,
+        proxies,
     )
     else {
         // Assertions only need probe names and strings: check them from the raw values.
@@ -317,6 +324,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         stop_when,
         method,
         guards,
+        proxies,
     };
     let checked = crate::validate::validate(&mut ctx, &experiment, env);
     if !ctx.diags.is_empty() {

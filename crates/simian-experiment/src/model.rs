@@ -27,6 +27,33 @@ pub struct Experiment {
     pub method: Vec<Step>,
     #[serde(default)]
     pub guards: Guards,
+    /// Proxies the run itself starts (in process, before the probes) and stops at the end,
+    /// e.g. to put a dependency behind a proxy for one experiment. Their listen addresses are
+    /// `${proxies.NAME}` and their API `${proxies.api}`; a `latency` fault without `api` uses them.
+    #[serde(default)]
+    pub proxies: BTreeMap<String, RunProxy>,
+}
+
+/// A proxy started by the run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunProxy {
+    /// `host:port` to listen on. Default: 127.0.0.1 and a free port.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// `host:port` it forwards to.
+    pub upstream: String,
+    /// `tcp` (default: bytes pass through, toxics per chunk) or `http` (toxics per request).
+    #[serde(default)]
+    pub mode: ProxyMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyMode {
+    #[default]
+    Tcp,
+    Http,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -152,7 +179,7 @@ pub enum Step {
     Parallel(Vec<Step>),
 }
 
-/// A fault to inject. Exactly one backend key (`process`, ...) is given.
+/// A fault to inject. Exactly one backend key (`process`, `latency`) is given.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Inject {
@@ -165,6 +192,82 @@ pub struct Inject {
     /// Signal local processes.
     #[serde(default)]
     pub process: Option<ProcessFault>,
+    /// Latency Monkey: delay (and fail) traffic through a Toxiproxy-compatible proxy.
+    #[serde(default)]
+    pub latency: Option<LatencyFault>,
+}
+
+/// Latency and errors injected through a proxy's Toxiproxy API: `simian proxy`
+/// (the lab has one) or a real Toxiproxy server.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyFault {
+    /// `proxy` (simian's proxy; default) or `toxiproxy` (a Toxiproxy server: a
+    /// distribution becomes its closest `latency ± jitter`, with a warning).
+    #[serde(default)]
+    pub via: LatencyVia,
+    /// The proxy's admin API, e.g. `${lab.proxy}` or `http://127.0.0.1:8474`.
+    /// Default: the proxies this run starts (`proxies:`).
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The proxy, by name, whose traffic is delayed (e.g. `store-us-east` in the lab).
+    pub proxy: String,
+    /// `downstream` (answers; default) or `upstream` (requests).
+    #[serde(default)]
+    pub stream: Stream,
+    /// Share of requests delayed (per request in HTTP mode, per connection in TCP mode). Default 100%.
+    #[serde(default)]
+    pub toxicity: Option<simian_core::Percent>,
+    /// The delay, e.g. `{ lognormal: { median: 20ms, sigma: 0.5 } }`.
+    pub distribution: simian_delay::Distribution,
+    /// Samples below this are redrawn. Default 0s.
+    #[serde(default)]
+    pub min: Option<Dur>,
+    /// Samples above this are redrawn. Default 60s.
+    #[serde(default)]
+    pub max: Option<Dur>,
+    /// Also answer a share of requests with an error status (HTTP-mode proxies only).
+    #[serde(default)]
+    pub errors: Option<ErrorInjection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyVia {
+    #[default]
+    Proxy,
+    Toxiproxy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    #[default]
+    Downstream,
+    Upstream,
+}
+
+impl Stream {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Stream::Downstream => "downstream",
+            Stream::Upstream => "upstream",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorInjection {
+    /// Share of requests answered with `status`, e.g. `1%`.
+    pub rate: simian_core::Percent,
+    /// Default 503.
+    #[serde(default = "default_error_status")]
+    pub status: u16,
+}
+
+fn default_error_status() -> u16 {
+    503
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -308,13 +308,19 @@ fn steps(
                         );
                     }
                 }
-                match &inj.process {
-                    None => ctx.at_key(
+                match (&inj.process, &inj.latency) {
+                    (None, None) => ctx.at_key(
                         &at,
                         "this `inject` names no fault",
-                        Some("add a backend key: `process: {...}`".into()),
+                        Some("add a backend key: `process: {...}` or `latency: {...}`".into()),
                     ),
-                    Some(p) => process(ctx, e, p, &at.key("process")),
+                    (Some(_), Some(_)) => ctx.at_key(
+                        &at.key("latency"),
+                        "one `inject` step injects one fault",
+                        Some("split `process` and `latency` into two steps (a `parallel` group runs them at once)".into()),
+                    ),
+                    (Some(p), None) => process(ctx, e, p, &at.key("process")),
+                    (None, Some(l)) => latency(ctx, e, l, &at.key("latency")),
                 }
                 faults.push(FaultSite {
                     name,
@@ -329,8 +335,92 @@ fn steps(
 fn backend(inj: &Inject) -> &'static str {
     if inj.process.is_some() {
         "process"
+    } else if inj.latency.is_some() {
+        "latency"
     } else {
         "fault"
+    }
+}
+
+fn latency(ctx: &mut Ctx, e: &Experiment, l: &LatencyFault, at: &Path) {
+    match &l.api {
+        Some(api) if !(api.starts_with("http://") && api.len() > "http://".len()) => {
+            ctx.at(
+                &at.key("api"),
+                format!("`{api}` is not an http:// address"),
+                Some("e.g. `${lab.proxy}` or `http://127.0.0.1:8474`".into()),
+            );
+        }
+        Some(_) => {}
+        None if !e.proxies.contains_key(&l.proxy) => {
+            let known: Vec<&str> = e.proxies.keys().map(String::as_str).collect();
+            let hint = match did_you_mean(&l.proxy, known.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if known.is_empty() => "give `api: URL` of a running proxy, or declare the proxy under `proxies:` for the run to start".into(),
+                None => format!("this run starts {}; or give `api: URL` of a running proxy", known.join(", ")),
+            };
+            ctx.at(
+                &at.key("proxy"),
+                format!("no `api`, and the run starts no proxy named `{}`", l.proxy),
+                Some(hint),
+            );
+        }
+        None => {}
+    }
+    if l.proxy.trim().is_empty() {
+        ctx.at(
+            &at.key("proxy"),
+            "the proxy name is empty",
+            Some("name the proxy, e.g. `store-us-east`".into()),
+        );
+    }
+    let spec = simian_delay::DelaySpec {
+        distribution: l.distribution.clone(),
+        min: l.min,
+        max: l.max,
+    };
+    for problem in simian_delay::check(&spec) {
+        // Problems name their field (`distribution.lognormal.sigma: ...`): point at it.
+        match problem.split_once(": ") {
+            Some((field, msg)) if !field.contains(' ') => {
+                let path = field.split('.').fold(at.clone(), |p, k| p.key(k));
+                let name = field.rsplit('.').next().unwrap_or(field);
+                ctx.at(&path, format!("invalid `{name}`: {msg}"), None);
+            }
+            _ => ctx.at(&at.key("distribution"), problem, None),
+        }
+    }
+    if let Some(t) = l.toxicity {
+        if t.fraction() > 1.0 {
+            ctx.at(
+                &at.key("toxicity"),
+                format!("toxicity {t} is over 100%"),
+                None,
+            );
+        }
+    }
+    if let Some(err) = &l.errors {
+        if err.rate.fraction() > 1.0 {
+            ctx.at(
+                &at.key("errors").key("rate"),
+                format!("error rate {} is over 100%", err.rate),
+                None,
+            );
+        }
+        if !(400..=599).contains(&err.status) {
+            ctx.at(
+                &at.key("errors").key("status"),
+                format!("{} is not an error status", err.status),
+                Some("use 4xx or 5xx, e.g. 503".into()),
+            );
+        }
+        if l.via == LatencyVia::Toxiproxy {
+            ctx.at_key(
+                &at.key("errors"),
+                "Toxiproxy cannot answer with error statuses",
+                Some("use `via: proxy` (simian's proxy speaks HTTP), or drop `errors`".into()),
+            );
+        }
     }
 }
 

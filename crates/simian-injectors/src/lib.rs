@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod latency;
 mod process;
 mod procfs;
 
@@ -15,6 +16,7 @@ use simian_experiment::Inject;
 use simian_lab::LabState;
 
 pub use error::FaultError;
+pub use latency::LatencyRevert;
 pub use process::{ProcessRevert, Restart, RevertTarget};
 
 /// What a fault will do, resolved before anything is injected (the dry run).
@@ -41,6 +43,7 @@ pub struct Plan {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RevertRecord {
     Process(ProcessRevert),
+    Latency(LatencyRevert),
 }
 
 /// What a revert did, for reports.
@@ -62,15 +65,24 @@ pub trait Fault: Send + Sync {
 /// What building a fault can use.
 pub struct BuildCtx<'a> {
     pub lab: Option<&'a LabState>,
+    /// The admin API of the proxies this run started itself (`proxies:`), if any.
+    pub run_proxy_api: Option<&'a str>,
     /// Seeded, so target selection can be replayed with `--seed`.
     pub rng: &'a mut ChaCha8Rng,
 }
 
-/// Builds the fault for an `inject` step, resolving its targets.
-pub fn build(inject: &Inject, ctx: &mut BuildCtx) -> Result<Box<dyn Fault>, FaultError> {
-    match &inject.process {
-        Some(p) => Ok(Box::new(process::ProcessFault::build(p, ctx)?)),
-        None => Err(FaultError::Config(
+/// Builds the fault named `name` for an `inject` step, resolving its targets.
+pub async fn build(
+    name: &str,
+    inject: &Inject,
+    ctx: &mut BuildCtx<'_>,
+) -> Result<Box<dyn Fault>, FaultError> {
+    match (&inject.process, &inject.latency) {
+        (Some(p), _) => Ok(Box::new(process::ProcessFault::build(p, ctx)?)),
+        (None, Some(l)) => Ok(Box::new(
+            latency::LatencyFault::build(name, l, ctx.run_proxy_api).await?,
+        )),
+        (None, None) => Err(FaultError::Config(
             "the inject step names no backend".into(),
         )),
     }
@@ -80,5 +92,6 @@ pub fn build(inject: &Inject, ctx: &mut BuildCtx) -> Result<Box<dyn Fault>, Faul
 pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
     match record {
         RevertRecord::Process(p) => process::revert(p).await,
+        RevertRecord::Latency(l) => latency::revert(l).await,
     }
 }

@@ -258,7 +258,9 @@ impl Fault for ProcessFault {
     }
 
     async fn apply(&self, record: &RevertRecord) -> Result<(), FaultError> {
-        let RevertRecord::Process(r) = record;
+        let RevertRecord::Process(r) = record else {
+            return Err(FaultError::Action("not a process record".into()));
+        };
         let sig = match r.action {
             ProcessAction::Kill => Signal::SIGKILL,
             ProcessAction::Stop => Signal::SIGSTOP,
@@ -388,6 +390,7 @@ mod tests {
             &cfg,
             &mut BuildCtx {
                 lab: None,
+                run_proxy_api: None,
                 rng: &mut rng,
             },
         )
@@ -415,7 +418,9 @@ mod tests {
             .filter(|p| procfs::stat(*p).unwrap().0 == 'T')
             .collect();
         assert_eq!(stopped.len(), 2);
-        let RevertRecord::Process(r) = &record;
+        let RevertRecord::Process(r) = &record else {
+            unreachable!()
+        };
         revert(r).await.unwrap();
         revert(r).await.unwrap(); // twice is harmless
         assert!(pids.iter().all(|p| procfs::stat(*p).unwrap().0 != 'T'));

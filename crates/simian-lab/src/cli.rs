@@ -1,5 +1,5 @@
-//! `simian lab ...`: start, inspect, repair and stop the lab; plus the hidden `supervise` and
-//! `instance` subcommands that the lab runs itself as.
+//! `simian lab ...`: start, inspect, repair and stop the lab; plus the hidden `supervise`,
+//! `instance` and `store` subcommands that the lab runs itself as.
 
 use std::path::Path;
 
@@ -11,15 +11,18 @@ pub enum LabCommand {
     /// Start the lab in the background and print its topology.
     ///
     /// Starts a supervisor process, detached from the terminal, that runs every instance
-    /// as its own process and one edge router per region, all on 127.0.0.1. Returns once
-    /// every instance answers its health check. One lab per state directory.
+    /// and one key-value store per region as their own processes, one edge router per
+    /// region, and a fault proxy (Toxiproxy API) between each region's instances and its
+    /// store, all on 127.0.0.1. Returns once every instance and store answers its health
+    /// check. One lab per state directory.
     #[command(after_help = "Examples:
   simian lab up
   simian lab up --regions 1 --zones 3 --instances 1
   simian --state-dir /tmp/lab2 lab up --regions 4")]
     Up(SpecArgs),
 
-    /// Show every instance (pid, port, running/stopped/dead, healthy) and the edge URLs.
+    /// Show every instance and store (pid, port, running/stopped/dead, healthy), the edge
+    /// URLs and the fault proxy.
     #[command(after_help = "Examples:
   simian lab status
   simian lab status --json | jq '.regions[].instances[] | select(.state != \"running\")'")]
@@ -36,16 +39,19 @@ pub enum LabCommand {
   simian lab down")]
     Down,
 
-    /// Bring instances back: resume a stopped one (SIGCONT), respawn a dead one on its port.
+    /// Bring instances or stores back: resume a stopped one (SIGCONT), respawn a dead one
+    /// on its port.
     ///
-    /// The lab never restarts instances on its own, so that experiments see what a fault
-    /// did; this is how to repair it by hand. Waits until each instance is healthy.
+    /// The lab never restarts anything on its own, so that experiments see what a fault
+    /// did; this is how to repair it by hand. Waits until each one is healthy.
     #[command(after_help = "Examples:
   simian lab restart us-east-a-1
-  simian lab restart us-east-a-1 us-east-a-2")]
+  simian lab restart us-east-a-1 us-east-a-2
+  simian lab restart store-us-east")]
     Restart {
-        /// Instance ids, as `simian lab status` lists them (e.g. us-east-b-2).
-        #[arg(required = true, value_name = "INSTANCE_ID")]
+        /// Instance or store ids, as `simian lab status` lists them (e.g. us-east-b-2,
+        /// store-us-west).
+        #[arg(required = true, value_name = "ID")]
         instances: Vec<String>,
     },
 
@@ -56,6 +62,10 @@ pub enum LabCommand {
     /// Run one lab instance (what the supervisor starts).
     #[command(hide = true)]
     Instance(InstanceArgs),
+
+    /// Run one region's key-value store (what the supervisor starts).
+    #[command(hide = true)]
+    Store(StoreArgs),
 }
 
 /// The size of the lab.
@@ -90,6 +100,22 @@ pub struct InstanceArgs {
     pub zone: String,
     #[arg(long)]
     pub id: String,
+    /// 0 picks a free port.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Exit at once unless this is still our parent (it may die before we arm pdeathsig).
+    #[arg(long)]
+    pub parent_pid: Option<u32>,
+    /// Base URL of the region's store (or of the proxy in front of it), e.g.
+    /// http://127.0.0.1:4000. Without it, requests do not depend on a store.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    #[arg(long)]
+    pub region: String,
     /// 0 picks a free port.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -138,12 +164,12 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
                 dir: state_dir.to_path_buf(),
             };
             let state = crate::load(state_dir)?.ok_or_else(not_running)?;
-            if let Some(id) = instances.iter().find(|id| state.instance(id).is_none()) {
+            if let Some(id) = instances.iter().find(|id| state.pid(id).is_none()) {
                 return Err(LabError::UnknownInstance { id: id.clone() });
             }
             let before = crate::status(state_dir).await?.ok_or_else(not_running)?;
             for id in &instances {
-                let was = before.instances().find(|i| &i.id == id).map(|i| i.state);
+                let was = before.state_of(id);
                 let pid = crate::ensure_running(&state.control, id).await?;
                 let what = match was {
                     Some(ProcessState::Dead) => "was dead, respawned",
@@ -163,8 +189,18 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
                 zone: a.zone,
                 id: a.id,
             };
-            crate::instance::run(info, a.port, a.parent_pid).await
+            crate::instance::run(info, a.port, a.parent_pid, a.store).await
         }
+        LabCommand::Store(a) => crate::store::run(a.region, a.port, a.parent_pid).await,
+    }
+}
+
+/// `  via proxy URL`, or nothing when instances reach the store directly.
+fn via(store_proxy: &str, store_url: &str) -> String {
+    if store_proxy.is_empty() || store_proxy == store_url {
+        "  (direct, no proxy)".to_string()
+    } else {
+        format!("  via proxy {store_proxy}")
     }
 }
 
@@ -175,8 +211,18 @@ fn render_topology(state: &LabState, state_dir: &Path) -> String {
         state.supervisor_pid,
         state.spec
     );
+    if !state.proxy_api.is_empty() {
+        out.push_str(&format!("fault proxy API {}\n", state.proxy_api));
+    }
     for region in &state.regions {
         out.push_str(&format!("\n{}  edge {}\n", region.name, region.edge));
+        out.push_str(&format!(
+            "  {:<26} {}  pid {}{}\n",
+            region.store.id,
+            region.store.url,
+            region.store.pid,
+            via(&region.store_proxy, &region.store.url),
+        ));
         for zone in &region.zones {
             for inst in &zone.instances {
                 out.push_str(&format!(
@@ -199,6 +245,26 @@ fn render_status(status: &LabStatus, state_dir: &Path) -> String {
     );
     for region in &status.regions {
         out.push_str(&format!("edge {:<9} {}\n", region.name, region.edge));
+    }
+    if !status.proxy_api.is_empty() {
+        out.push_str(&format!("fault proxy API  {}\n", status.proxy_api));
+    }
+    out.push('\n');
+    for region in &status.regions {
+        let s = &region.store;
+        let health = if s.healthy {
+            "healthy"
+        } else {
+            "not answering"
+        };
+        out.push_str(&format!(
+            "{:<15} {}  pid {}  {}, {health}{}\n",
+            s.id,
+            s.url,
+            s.pid,
+            s.state,
+            via(&region.store_proxy, &s.url),
+        ));
     }
     let header = [
         "REGION", "ZONE", "INSTANCE", "PID", "PORT", "STATE", "HEALTHY",
@@ -234,7 +300,7 @@ fn render_status(status: &LabStatus, state_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InstanceStatus, RegionStatus};
+    use crate::{InstanceStatus, RegionStatus, StoreStatus};
 
     #[test]
     fn status_renders_an_aligned_table() {
@@ -250,6 +316,7 @@ mod tests {
         };
         let status = LabStatus {
             supervisor_pid: 7,
+            proxy_api: "http://127.0.0.1:8474".into(),
             spec: LabSpec {
                 regions: 1,
                 zones: 2,
@@ -258,6 +325,15 @@ mod tests {
             regions: vec![RegionStatus {
                 name: "us-east".into(),
                 edge: "http://127.0.0.1:4000".into(),
+                store: StoreStatus {
+                    id: "store-us-east".into(),
+                    url: "http://127.0.0.1:4050".into(),
+                    port: 4050,
+                    pid: 99,
+                    state: ProcessState::Dead,
+                    healthy: false,
+                },
+                store_proxy: "http://127.0.0.1:4060".into(),
                 instances: vec![
                     inst("us-east-a-1", 123, ProcessState::Running, true),
                     inst("us-east-b-1", 45678, ProcessState::Stopped, false),
@@ -270,6 +346,9 @@ mod tests {
             "lab in /tmp/x (supervisor pid 7): 1 region × 2 zones × 1 instance\n\
              \n\
              edge us-east   http://127.0.0.1:4000\n\
+             fault proxy API  http://127.0.0.1:8474\n\
+             \n\
+             store-us-east   http://127.0.0.1:4050  pid 99  dead, not answering  via proxy http://127.0.0.1:4060\n\
              \n\
              REGION   ZONE       INSTANCE     PID    PORT  STATE    HEALTHY\n\
              us-east  us-east-a  us-east-a-1  123    4001  running  yes\n\

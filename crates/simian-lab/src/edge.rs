@@ -327,7 +327,7 @@ async fn health_loop(inner: Arc<Inner>, backend: Arc<Backend>) {
 }
 
 /// An error and its causes, `a: b: c`.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -514,7 +514,7 @@ mod tests {
             zone: "us-east-a".into(),
             id: "us-east-a-1".into(),
         };
-        let _again = tokio::spawn(crate::instance::serve(listener, info));
+        let _again = tokio::spawn(crate::instance::serve(listener, info, None));
         wait_until("it is seen up", || edge.is_healthy("us-east-a-1")).await;
         let seen = spray(&edge, 9).await;
         assert_eq!(seen.get("us-east-a-1"), Some(&3), "{seen:?}");

@@ -23,7 +23,10 @@ pub enum LabError {
     )]
     SupervisorGone { dir: PathBuf, pid: u32 },
 
-    #[error("no instance `{id}` in the lab: `simian lab status` lists the instance ids")]
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("no instance `{id}` in the lab: `simian lab status` lists the instance and store ids")]
     UnknownInstance { id: String },
 
     #[error("start the lab: {detail}; see {}", log.display())]

@@ -1,12 +1,16 @@
 //! The embedded lab: a small active-active service on one machine, made of real processes,
 //! for chaos experiments to break. R regions × Z zones × N instances; each region has an edge
-//! router that spreads requests over its instances and routes around the dead ones.
+//! router that spreads requests over its instances and routes around the dead ones, and a
+//! key-value store that its instances read on every request, through an embedded fault proxy
+//! (one Toxiproxy-style proxy per region, `store-<region>`) so that latency and errors can be
+//! injected into that dependency.
 //!
-//! A detached supervisor process (`simian lab supervise`) owns the instances and edges and
-//! answers a control socket; this crate's functions ([`up`], [`down`], [`status`],
-//! [`ensure_running`], [`load`]) talk to it through `<state_dir>/lab/`.
+//! A detached supervisor process (`simian lab supervise`) owns the instances, stores, edges
+//! and the proxy, and answers a control socket; this crate's functions ([`up`], [`down`],
+//! [`status`], [`ensure_running`], [`load`]) talk to it through `<state_dir>/lab/`.
 #![forbid(unsafe_code)]
 
+mod child;
 pub mod cli;
 pub mod control;
 pub mod edge;
@@ -16,6 +20,7 @@ pub mod instance;
 mod lifecycle;
 pub mod procfs;
 mod state;
+pub mod store;
 mod supervisor;
 pub mod topology;
 
@@ -23,6 +28,6 @@ pub use error::LabError;
 pub use lifecycle::{down, ensure_running, status, up};
 pub use state::{
     load, Instance, InstanceStatus, LabPaths, LabState, LabStatus, ProcessState, Region,
-    RegionStatus, Zone,
+    RegionStatus, Store, StoreStatus, Zone,
 };
 pub use topology::LabSpec;

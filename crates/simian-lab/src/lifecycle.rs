@@ -121,8 +121,9 @@ pub async fn up(state_dir: &Path, spec: LabSpec) -> Result<LabState, LabError> {
 }
 
 /// Stops the lab in `state_dir` and removes its state. Idempotent: `Ok(false)` when nothing
-/// was there. If the supervisor is gone (killed), kills any instance left from `state.json`
-/// (checking `/proc/PID/cmdline` first, so a reused pid is left alone) and removes the files.
+/// was there. If the supervisor is gone (killed), kills any instance or store left from
+/// `state.json` (checking `/proc/PID/cmdline` first, so a reused pid is left alone) and
+/// removes the files.
 pub async fn down(state_dir: &Path) -> Result<bool, LabError> {
     let state_dir = absolute(state_dir)?;
     let paths = LabPaths::new(&state_dir);
@@ -161,15 +162,21 @@ pub async fn down(state_dir: &Path) -> Result<bool, LabError> {
     Ok(found)
 }
 
-/// Kills instances left by a dead supervisor and removes the lab's state and socket.
+/// Kills instances and stores left by a dead supervisor and removes the lab's state and socket.
 async fn cleanup(paths: &LabPaths, state: Option<&LabState>) {
     if let Some(state) = state {
+        let instances = state
+            .instances()
+            .map(|i| (i.pid, "lab instance", i.id.as_str()));
+        let stores = state
+            .regions
+            .iter()
+            .map(|r| (r.store.pid, "lab store", r.name.as_str()));
         let mut left = Vec::new();
-        for inst in state.instances() {
-            if procfs::is_ours(inst.pid, "lab instance", Some(&inst.id)) {
-                let pid = Pid::from_raw(inst.pid as i32);
-                let _ = kill(pid, Signal::SIGKILL);
-                left.push(inst.pid);
+        for (pid, role, ident) in instances.chain(stores) {
+            if procfs::is_ours(pid, role, Some(ident)) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                left.push(pid);
             }
         }
         wait_dead(&left, Duration::from_secs(2)).await;
@@ -195,9 +202,9 @@ async fn wait_dead(pids: &[u32], within: Duration) -> bool {
     true
 }
 
-/// Makes sure instance `instance_id` runs: running → its pid; stopped (SIGSTOP) → SIGCONT;
-/// dead → respawned on the same port and healthy (≤10s). Returns the pid. `control` is
-/// [`LabState::control`].
+/// Makes sure instance or store `instance_id` (e.g. `us-east-a-1`, `store-us-east`) runs:
+/// running → its pid; stopped (SIGSTOP) → SIGCONT; dead → respawned on the same port and
+/// healthy (≤10s). Returns the pid. `control` is [`LabState::control`].
 pub async fn ensure_running(control: &Path, instance_id: &str) -> Result<u32, LabError> {
     let request = Request::EnsureRunning {
         instance: instance_id.to_string(),

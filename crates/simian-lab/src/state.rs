@@ -39,22 +39,45 @@ impl LabPaths {
     }
 }
 
-/// A running lab: who supervises it, where its edges and instances listen.
+/// A running lab: who supervises it, where its edges, instances, stores and proxy listen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabState {
     pub supervisor_pid: u32,
     pub control: PathBuf,
+    /// The embedded fault proxy's admin API (the Toxiproxy HTTP API), `http://127.0.0.1:PORT`.
+    /// Its proxies are named after the stores they front: `store-<region>`.
+    #[serde(default)]
+    pub proxy_api: String,
     pub spec: LabSpec,
     pub regions: Vec<Region>,
 }
 
-/// One region: its edge router and its zones.
+/// One region: its edge router, its store and its zones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Region {
     pub name: String,
     /// The edge router's base URL, `http://127.0.0.1:PORT`.
     pub edge: String,
+    /// The region's key-value store process, reached directly.
+    #[serde(default)]
+    pub store: Store,
+    /// Where the region's instances reach the store: the listen URL of the fault proxy
+    /// `store-<region>`, `http://127.0.0.1:PORT`. (The store's own URL if the lab runs
+    /// without a working proxy.)
+    #[serde(default)]
+    pub store_proxy: String,
     pub zones: Vec<Zone>,
+}
+
+/// One store process. `pid` is the latest one the supervisor started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Store {
+    /// `store-<region>`: the id `lab restart` takes, and the name of the proxy in front of it.
+    pub id: String,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub port: u16,
+    pub pid: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,14 +115,43 @@ impl LabState {
         self.regions.iter().find(|r| r.name == name)
     }
 
+    /// Every store, region by region.
+    pub fn stores(&self) -> impl Iterator<Item = &Store> {
+        self.regions.iter().map(|r| &r.store)
+    }
+
+    /// The store with this id (`store-<region>`).
+    pub fn store(&self, id: &str) -> Option<&Store> {
+        self.stores().find(|s| s.id == id)
+    }
+
+    /// The pid of the instance or store with this id: what `lab restart` and
+    /// [`crate::ensure_running`] accept.
+    pub fn pid(&self, id: &str) -> Option<u32> {
+        self.instance(id)
+            .map(|i| i.pid)
+            .or_else(|| self.store(id).map(|s| s.pid))
+    }
+
     /// Variables for experiments: `lab.REGION.edge` -> edge URL, `lab.INSTANCE_ID` -> instance
-    /// URL, `lab.regions` -> `us-east,us-west`.
+    /// URL, `lab.regions` -> `us-east,us-west`, `lab.proxy` -> the fault proxy's admin API,
+    /// `lab.REGION.store` -> the store's own URL, `lab.REGION.store_proxy` -> the URL of the
+    /// proxy in front of it (named `store-REGION` in the admin API).
     pub fn variables(&self) -> BTreeMap<String, String> {
         let mut vars = BTreeMap::new();
         let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();
         vars.insert("lab.regions".to_string(), names.join(","));
+        vars.insert("lab.proxy".to_string(), self.proxy_api.clone());
         for region in &self.regions {
             vars.insert(format!("lab.{}.edge", region.name), region.edge.clone());
+            vars.insert(
+                format!("lab.{}.store", region.name),
+                region.store.url.clone(),
+            );
+            vars.insert(
+                format!("lab.{}.store_proxy", region.name),
+                region.store_proxy.clone(),
+            );
         }
         for instance in self.instances() {
             vars.insert(format!("lab.{}", instance.id), instance.url.clone());
@@ -132,6 +184,8 @@ impl std::fmt::Display for ProcessState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabStatus {
     pub supervisor_pid: u32,
+    #[serde(default)]
+    pub proxy_api: String,
     pub spec: LabSpec,
     pub regions: Vec<RegionStatus>,
 }
@@ -140,7 +194,20 @@ pub struct LabStatus {
 pub struct RegionStatus {
     pub name: String,
     pub edge: String,
+    pub store: StoreStatus,
+    pub store_proxy: String,
     pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    pub id: String,
+    pub url: String,
+    pub port: u16,
+    pub pid: u32,
+    pub state: ProcessState,
+    /// Whether it answered `/health` just now, directly (not through the proxy).
+    pub healthy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +226,18 @@ pub struct InstanceStatus {
 impl LabStatus {
     pub fn instances(&self) -> impl Iterator<Item = &InstanceStatus> {
         self.regions.iter().flat_map(|r| r.instances.iter())
+    }
+
+    pub fn stores(&self) -> impl Iterator<Item = &StoreStatus> {
+        self.regions.iter().map(|r| &r.store)
+    }
+
+    /// The process state of the instance or store with this id.
+    pub fn state_of(&self, id: &str) -> Option<ProcessState> {
+        self.instances()
+            .find(|i| i.id == id)
+            .map(|i| i.state)
+            .or_else(|| self.stores().find(|s| s.id == id).map(|s| s.state))
     }
 }
 
@@ -217,9 +296,16 @@ mod tests {
             port,
             pid: 42,
         };
+        let store = |region: &str, port: u16| Store {
+            id: format!("store-{region}"),
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            pid: 43,
+        };
         LabState {
             supervisor_pid,
             control: PathBuf::from("/tmp/x/lab/control.sock"),
+            proxy_api: "http://127.0.0.1:8474".into(),
             spec: LabSpec {
                 regions: 2,
                 zones: 1,
@@ -229,6 +315,8 @@ mod tests {
                 Region {
                     name: "us-east".into(),
                     edge: "http://127.0.0.1:9000".into(),
+                    store: store("us-east", 9050),
+                    store_proxy: "http://127.0.0.1:9060".into(),
                     zones: vec![Zone {
                         name: "us-east-a".into(),
                         instances: vec![inst("us-east-a-1", "us-east-a", "us-east", 9001)],
@@ -237,6 +325,8 @@ mod tests {
                 Region {
                     name: "us-west".into(),
                     edge: "http://127.0.0.1:9100".into(),
+                    store: store("us-west", 9150),
+                    store_proxy: "http://127.0.0.1:9160".into(),
                     zones: vec![Zone {
                         name: "us-west-a".into(),
                         instances: vec![inst("us-west-a-1", "us-west-a", "us-west", 9101)],
@@ -247,13 +337,38 @@ mod tests {
     }
 
     #[test]
-    fn variables_name_edges_instances_and_regions() {
+    fn variables_name_edges_instances_stores_and_regions() {
         let vars = sample(1).variables();
         assert_eq!(vars["lab.regions"], "us-east,us-west");
         assert_eq!(vars["lab.us-east.edge"], "http://127.0.0.1:9000");
         assert_eq!(vars["lab.us-west.edge"], "http://127.0.0.1:9100");
         assert_eq!(vars["lab.us-west-a-1"], "http://127.0.0.1:9101");
-        assert_eq!(vars.len(), 5);
+        assert_eq!(vars["lab.proxy"], "http://127.0.0.1:8474");
+        assert_eq!(vars["lab.us-east.store"], "http://127.0.0.1:9050");
+        assert_eq!(vars["lab.us-west.store_proxy"], "http://127.0.0.1:9160");
+        assert_eq!(vars.len(), 10);
+    }
+
+    #[test]
+    fn ids_find_instances_and_stores() {
+        let state = sample(1);
+        assert_eq!(state.pid("us-east-a-1"), Some(42));
+        assert_eq!(state.pid("store-us-west"), Some(43));
+        assert_eq!(state.store("store-us-west").unwrap().port, 9150);
+        assert_eq!(state.pid("store-eu-west"), None);
+    }
+
+    #[test]
+    fn a_state_file_from_before_stores_still_reads() {
+        let mut v = serde_json::to_value(sample(1)).unwrap();
+        v.as_object_mut().unwrap().remove("proxy_api");
+        for r in v["regions"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("store");
+            r.as_object_mut().unwrap().remove("store_proxy");
+        }
+        let state: LabState = serde_json::from_value(v).unwrap();
+        assert_eq!(state.instances().count(), 2);
+        assert_eq!(state.proxy_api, "");
     }
 
     #[test]

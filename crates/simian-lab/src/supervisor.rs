@@ -1,9 +1,12 @@
-//! The supervisor (`simian lab supervise`): spawns the instances, runs one edge router per
-//! region, keeps `state.json` current and answers the control socket.
+//! The supervisor (`simian lab supervise`): spawns one store per region, runs the embedded
+//! fault proxy with one proxy per store (`store-<region>`), spawns the instances (each told
+//! to reach its region's store through that proxy), runs one edge router per region, keeps
+//! `state.json` current and answers the control socket.
 //!
-//! It never restarts an instance on its own: a chaos experiment that kills a zone must see
-//! the zone stay dead. It reaps dead instances, reports them dead, and brings one back only
-//! when asked (`ensure_running`).
+//! It never restarts an instance or a store on its own: a chaos experiment that kills a zone
+//! must see the zone stay dead. It reaps dead processes, reports them dead, and brings one
+//! back only when asked (`ensure_running`), on the same port, so the proxy and the instances
+//! find it where it was.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,9 +26,11 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::control::{Reply, Request};
 use crate::edge::{Backend, Edge, EdgeConfig};
-use crate::state::{write_state, InstanceStatus, LabPaths, ProcessState, RegionStatus};
-use crate::topology::Placement;
-use crate::{procfs, Instance, LabError, LabSpec, LabState, LabStatus, Region, Zone};
+use crate::state::{
+    write_state, InstanceStatus, LabPaths, ProcessState, RegionStatus, StoreStatus,
+};
+use crate::store::store_id;
+use crate::{procfs, Instance, LabError, LabSpec, LabState, LabStatus, Region, Store, Zone};
 
 /// How long a fresh instance has to print its `listening` line.
 const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,12 +50,53 @@ pub(crate) fn name_process() {
     let _ = nix::sys::prctl::set_name(c"simian");
 }
 
+/// What a member process is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    Instance { zone: String },
+    Store,
+}
+
+/// One process the supervisor starts: an instance or a region's store.
 struct Member {
-    place: Placement,
+    /// `us-east-a-1`, or `store-us-east`.
+    id: String,
+    region: String,
+    role: Role,
     port: u16,
     pid: u32,
     /// False once our reaper saw the process exit.
     alive: bool,
+}
+
+impl Member {
+    fn zone(&self) -> Option<&str> {
+        match &self.role {
+            Role::Instance { zone } => Some(zone),
+            Role::Store => None,
+        }
+    }
+
+    /// Whether its `pid` still is this member's process (not a reused pid): its command line
+    /// has the subcommand and, as a whole argument, the instance id or the store's region.
+    fn still_ours(&self) -> bool {
+        match self.role {
+            Role::Instance { .. } => procfs::is_ours(self.pid, "lab instance", Some(&self.id)),
+            Role::Store => procfs::is_ours(self.pid, "lab store", Some(&self.region)),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+/// How a region's instances reach its store.
+#[derive(Debug, Clone)]
+struct StoreRoute {
+    region: String,
+    /// The base URL instances get as `--store`: the proxy's, or the store's own without one.
+    via: String,
 }
 
 struct Sup {
@@ -60,6 +106,12 @@ struct Sup {
     /// One per member: serializes `ensure_running` on the same instance.
     restarting: Vec<tokio::sync::Mutex<()>>,
     edges: OnceLock<Vec<Edge>>,
+    /// The embedded fault proxy; taken at shutdown.
+    proxy: tokio::sync::Mutex<Option<simian_proxy::Server>>,
+    /// `http://127.0.0.1:PORT` of the proxy's admin API, once it runs.
+    proxy_api: OnceLock<String>,
+    /// Per region, fixed once the proxy runs: a restarted instance gets the same `--store`.
+    routes: OnceLock<Vec<StoreRoute>>,
     /// Set (under the `members` lock) when shutdown starts: nothing new gets spawned.
     stopping: AtomicBool,
     /// True once shutdown finished.
@@ -91,22 +143,35 @@ pub async fn run(state_dir: &Path, spec: LabSpec) -> Result<i32, LabError> {
     // Closing the terminal that ran `lab up` must not take the lab down.
     let mut hup = watch(SignalKind::hangup(), "SIGHUP")?;
 
-    let members: Vec<Member> = spec
+    let mut members: Vec<Member> = spec
         .placements()
         .into_iter()
         .map(|place| Member {
-            place,
+            id: place.id,
+            region: place.region,
+            role: Role::Instance { zone: place.zone },
             port: 0,
             pid: 0,
             alive: false,
         })
         .collect();
+    members.extend(spec.region_names().into_iter().map(|region| Member {
+        id: store_id(region),
+        region: region.to_string(),
+        role: Role::Store,
+        port: 0,
+        pid: 0,
+        alive: false,
+    }));
     let sup = Arc::new(Sup {
         restarting: members.iter().map(|_| Default::default()).collect(),
         members: Mutex::new(members),
         paths: paths.clone(),
         spec,
         edges: OnceLock::new(),
+        proxy: Default::default(),
+        proxy_api: OnceLock::new(),
+        routes: OnceLock::new(),
         stopping: AtomicBool::new(false),
         shut_down: Default::default(),
         exit: Default::default(),
@@ -189,9 +254,13 @@ pub(crate) fn running_supervisor(paths: &LabPaths) -> Option<u32> {
 
 impl Sup {
     async fn start(self: &Arc<Self>) -> Result<(), String> {
-        let n = self.members.lock().unwrap().len();
-        for i in 0..n {
-            self.spawn_instance(i, 0).await?;
+        // Stores first: the proxy needs their addresses, the instances the proxy's.
+        for i in self.indices(|m| m.role == Role::Store) {
+            self.spawn_member(i, 0).await?;
+        }
+        self.start_proxy().await?;
+        for i in self.indices(|m| m.role != Role::Store) {
+            self.spawn_member(i, 0).await?;
         }
         let mut edges = Vec::new();
         for region in self.spec.region_names() {
@@ -203,11 +272,8 @@ impl Sup {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|m| m.place.region == region)
-                .map(|m| {
-                    let addr = SocketAddr::from(([127, 0, 0, 1], m.port));
-                    Backend::new(&m.place.id, &m.place.zone, addr)
-                })
+                .filter(|m| m.region == region)
+                .filter_map(|m| Some(Backend::new(&m.id, m.zone()?, m.addr())))
                 .collect();
             let edge = Edge::start(region, listener, backends, EdgeConfig::default())
                 .map_err(|e| format!("start the {region} edge: {e}"))?;
@@ -218,19 +284,32 @@ impl Sup {
 
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let sick: Vec<String> = self
+            let mut sick: Vec<String> = self
                 .edges()
                 .iter()
                 .flat_map(|e| e.backends())
                 .filter(|b| !b.is_healthy())
                 .map(|b| b.id.clone())
                 .collect();
+            let stores: Vec<(String, SocketAddr)> = {
+                let members = self.members.lock().unwrap();
+                members
+                    .iter()
+                    .filter(|m| m.role == Role::Store)
+                    .map(|m| (m.id.clone(), m.addr()))
+                    .collect()
+            };
+            for (id, addr) in stores {
+                if !answers_health(addr).await {
+                    sick.push(id);
+                }
+            }
             if sick.is_empty() {
                 break;
             }
             if Instant::now() > deadline {
                 return Err(format!(
-                    "instances not healthy after {}s: {}",
+                    "not healthy after {}s: {}",
                     READY_TIMEOUT.as_secs(),
                     sick.join(", ")
                 ));
@@ -240,33 +319,115 @@ impl Sup {
         self.write_state().map_err(|e| e.to_string())
     }
 
+    /// Starts the embedded fault proxy: its admin API on a free port, and one HTTP-mode proxy
+    /// per store, named like the store (`store-<region>`). Fixes the route of each region.
+    async fn start_proxy(&self) -> Result<(), String> {
+        use simian_proxy::{Mode, ProxyConfig, Server};
+
+        let stores: Vec<(String, String, SocketAddr)> = {
+            let members = self.members.lock().unwrap();
+            members
+                .iter()
+                .filter(|m| m.role == Role::Store)
+                .map(|m| (m.id.clone(), m.region.clone(), m.addr()))
+                .collect()
+        };
+        let configs = stores
+            .iter()
+            .map(|(id, _, addr)| ProxyConfig {
+                name: id.clone(),
+                listen: "127.0.0.1:0".into(),
+                upstream: addr.to_string(),
+                enabled: true,
+                mode: Mode::Http,
+            })
+            .collect();
+        let server = Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), configs)
+            .await
+            .map_err(|e| format!("start the fault proxy: {e}"))?;
+        let api = server.api_addr();
+        let api = if api.port() == 0 {
+            eprintln!("proxy: the admin API did not bind a port; no proxy API");
+            String::new()
+        } else {
+            eprintln!("proxy: admin API on http://{api}");
+            format!("http://{api}")
+        };
+        let mut routes = Vec::new();
+        for (id, region, addr) in stores {
+            let via = match server.proxy_addr(&id) {
+                Some(proxy) => {
+                    eprintln!("proxy {id}: listening on {proxy}, upstream {addr}");
+                    format!("http://{proxy}")
+                }
+                None => {
+                    // Without the proxy there is no fault injection on this link, but the
+                    // lab still serves: instances talk to the store directly.
+                    eprintln!(
+                        "proxy {id}: not available; {region} instances reach {addr} directly"
+                    );
+                    format!("http://{addr}")
+                }
+            };
+            routes.push(StoreRoute { region, via });
+        }
+        let _ = self.proxy_api.set(api);
+        let _ = self.routes.set(routes);
+        *self.proxy.lock().await = Some(server);
+        Ok(())
+    }
+
+    /// Indices of the members that `pick` selects, in order.
+    fn indices(&self, pick: impl Fn(&Member) -> bool) -> Vec<usize> {
+        let members = self.members.lock().unwrap();
+        (0..members.len()).filter(|&i| pick(&members[i])).collect()
+    }
+
+    /// The `--store` URL of `region`'s instances.
+    fn store_route(&self, region: &str) -> Option<&str> {
+        let routes = self.routes.get()?;
+        let route = routes.iter().find(|r| r.region == region)?;
+        Some(&route.via)
+    }
+
     fn edges(&self) -> &[Edge] {
         self.edges.get().map_or(&[], Vec::as_slice)
     }
 
     /// Starts member `i` listening on `port` (0: any) and returns its pid once it listens.
-    async fn spawn_instance(self: &Arc<Self>, i: usize, port: u16) -> Result<u32, String> {
-        let place = self.members.lock().unwrap()[i].place.clone();
-        let log_path = self.paths.instance_log(&place.id);
+    async fn spawn_member(self: &Arc<Self>, i: usize, port: u16) -> Result<u32, String> {
+        let (id, region, role) = {
+            let m = &self.members.lock().unwrap()[i];
+            (m.id.clone(), m.region.clone(), m.role.clone())
+        };
+        let log_path = self.paths.instance_log(&id);
         let log = File::options()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| format!("open {}: {e}", log_path.display()))?;
         let mut cmd = tokio::process::Command::new(SELF_EXE);
-        cmd.arg0("simian")
-            .args(["lab", "instance", "--region", &place.region])
-            .args(["--zone", &place.zone, "--id", &place.id])
-            .args(["--port", &port.to_string()])
+        cmd.arg0("simian");
+        match &role {
+            Role::Instance { zone } => {
+                cmd.args(["lab", "instance", "--region", &region])
+                    .args(["--zone", zone, "--id", &id]);
+                if let Some(store) = self.store_route(&region) {
+                    cmd.args(["--store", store]);
+                }
+            }
+            Role::Store => {
+                cmd.args(["lab", "store", "--region", &region]);
+            }
+        }
+        cmd.args(["--port", &port.to_string()])
             .args(["--parent-pid", &std::process::id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        // The instance's parent-death signal fires when the *thread* that forked it exits.
+        // The child's parent-death signal fires when the *thread* that forked it exits.
         // We spawn from the main thread or a runtime worker, which live as long as we do.
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", place.id))?;
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {id}: {e}"))?;
         let pid = child.id().unwrap_or(0);
         let stdout = child.stdout.take().expect("stdout is piped");
 
@@ -282,8 +443,7 @@ impl Sup {
             let _ = child.start_kill();
             let _ = child.wait().await;
             return Err(format!(
-                "{} did not start listening; see {}",
-                place.id,
+                "{id} did not start listening; see {}",
                 log_path.display()
             ));
         };
@@ -297,7 +457,7 @@ impl Sup {
             let m = &mut members[i];
             (m.port, m.pid, m.alive) = (port, pid, true);
         }
-        eprintln!("{}: started, pid {pid}, port {port}", place.id);
+        eprintln!("{id}: started, pid {pid}, port {port}");
 
         let sup = self.clone();
         tokio::spawn(async move {
@@ -308,19 +468,20 @@ impl Sup {
                 m.alive = false;
             }
             match status {
-                Ok(s) => eprintln!("{}: pid {pid} exited ({s})", m.place.id),
-                Err(e) => eprintln!("{}: pid {pid} lost ({e})", m.place.id),
+                Ok(s) => eprintln!("{}: pid {pid} exited ({s})", m.id),
+                Err(e) => eprintln!("{}: pid {pid} lost ({e})", m.id),
             }
         });
         Ok(pid)
     }
 
-    /// Running: its pid. Stopped: SIGCONT, its pid. Dead: respawn on the same port, wait
-    /// until it answers `/health`, record it, the new pid.
+    /// Running: its pid. Stopped: SIGCONT, its pid. Dead: respawn on the same port (an
+    /// instance with the same `--store`), wait until it answers `/health`, record it, the new
+    /// pid. `id` names an instance or a store.
     async fn ensure_running(self: &Arc<Self>, id: &str) -> Result<u32, String> {
         let Some(i) = self.index(id) else {
             return Err(format!(
-                "no instance `{id}` in this lab: `simian lab status` lists the instance ids"
+                "no instance `{id}` in this lab: `simian lab status` lists the instance and store ids"
             ));
         };
         let _serial = self.restarting[i].lock().await;
@@ -350,7 +511,7 @@ impl Sup {
         let deadline = Instant::now() + RESTART_TIMEOUT;
         let pid = loop {
             // The port may take a moment to be free again; retry within the deadline.
-            match self.spawn_instance(i, port).await {
+            match self.spawn_member(i, port).await {
                 Ok(pid) => break pid,
                 Err(e) if Instant::now() > deadline || self.stopping.load(Ordering::SeqCst) => {
                     return Err(format!("restart {id} on port {port}: {e}"))
@@ -379,11 +540,7 @@ impl Sup {
     }
 
     fn index(&self, id: &str) -> Option<usize> {
-        self.members
-            .lock()
-            .unwrap()
-            .iter()
-            .position(|m| m.place.id == id)
+        self.members.lock().unwrap().iter().position(|m| m.id == id)
     }
 
     fn write_state(&self) -> Result<(), LabError> {
@@ -400,103 +557,137 @@ impl Sup {
             .spec
             .region_names()
             .into_iter()
-            .map(|region| Region {
-                name: region.to_string(),
-                edge: edges.get(region).cloned().unwrap_or_default(),
-                zones: self
-                    .spec
-                    .zone_names(region)
-                    .into_iter()
-                    .map(|zone| Zone {
-                        instances: members
-                            .iter()
-                            .filter(|m| m.place.zone == zone)
-                            .map(|m| Instance {
-                                id: m.place.id.clone(),
-                                region: m.place.region.clone(),
-                                zone: m.place.zone.clone(),
-                                url: format!("http://127.0.0.1:{}", m.port),
-                                port: m.port,
-                                pid: m.pid,
-                            })
-                            .collect(),
-                        name: zone,
+            .map(|region| {
+                let store = members
+                    .iter()
+                    .find(|m| m.region == region && m.role == Role::Store)
+                    .map(|m| Store {
+                        id: m.id.clone(),
+                        url: format!("http://{}", m.addr()),
+                        port: m.port,
+                        pid: m.pid,
                     })
-                    .collect(),
+                    .unwrap_or_default();
+                Region {
+                    name: region.to_string(),
+                    edge: edges.get(region).cloned().unwrap_or_default(),
+                    store_proxy: self.store_route(region).unwrap_or_default().to_string(),
+                    store,
+                    zones: self
+                        .spec
+                        .zone_names(region)
+                        .into_iter()
+                        .map(|zone| Zone {
+                            instances: members
+                                .iter()
+                                .filter(|m| m.zone() == Some(zone.as_str()))
+                                .map(|m| Instance {
+                                    id: m.id.clone(),
+                                    region: m.region.clone(),
+                                    zone: zone.clone(),
+                                    url: format!("http://{}", m.addr()),
+                                    port: m.port,
+                                    pid: m.pid,
+                                })
+                                .collect(),
+                            name: zone,
+                        })
+                        .collect(),
+                }
             })
             .collect();
         LabState {
             supervisor_pid: std::process::id(),
             control: self.paths.control(),
+            proxy_api: self.proxy_api.get().cloned().unwrap_or_default(),
             spec: self.spec,
             regions,
         }
     }
 
-    fn status(&self) -> LabStatus {
-        let state = self.snapshot();
-        let members = self.members.lock().unwrap();
-        let healthy = |id: &str| self.edges().iter().any(|e| e.is_healthy(id));
-        let regions = state
-            .regions
+    /// The live state of member `id` as recorded in a snapshot with `pid`.
+    fn process_state(&self, id: &str, pid: u32) -> ProcessState {
+        let alive = self
+            .members
+            .lock()
+            .unwrap()
             .iter()
-            .map(|r| RegionStatus {
+            .any(|m| m.id == id && m.alive);
+        match procfs::state(pid) {
+            _ if !alive => ProcessState::Dead,
+            None | Some('Z' | 'X' | 'x') => ProcessState::Dead,
+            Some('T' | 't') => ProcessState::Stopped,
+            Some(_) => ProcessState::Running,
+        }
+    }
+
+    async fn status(&self) -> LabStatus {
+        let state = self.snapshot();
+        let healthy = |id: &str| self.edges().iter().any(|e| e.is_healthy(id));
+        let mut regions = Vec::new();
+        for r in &state.regions {
+            let store_state = self.process_state(&r.store.id, r.store.pid);
+            // Stores have no edge checking them: ask now, unless it cannot answer anyway.
+            let store_healthy = store_state == ProcessState::Running
+                && answers_health(SocketAddr::from(([127, 0, 0, 1], r.store.port))).await;
+            regions.push(RegionStatus {
                 name: r.name.clone(),
                 edge: r.edge.clone(),
+                store: StoreStatus {
+                    id: r.store.id.clone(),
+                    url: r.store.url.clone(),
+                    port: r.store.port,
+                    pid: r.store.pid,
+                    state: store_state,
+                    healthy: store_healthy,
+                },
+                store_proxy: r.store_proxy.clone(),
                 instances: r
                     .zones
                     .iter()
                     .flat_map(|z| &z.instances)
-                    .map(|inst| {
-                        let alive = members.iter().any(|m| m.place.id == inst.id && m.alive);
-                        let state = match procfs::state(inst.pid) {
-                            _ if !alive => ProcessState::Dead,
-                            None | Some('Z' | 'X' | 'x') => ProcessState::Dead,
-                            Some('T' | 't') => ProcessState::Stopped,
-                            Some(_) => ProcessState::Running,
-                        };
-                        InstanceStatus {
-                            id: inst.id.clone(),
-                            region: inst.region.clone(),
-                            zone: inst.zone.clone(),
-                            url: inst.url.clone(),
-                            port: inst.port,
-                            pid: inst.pid,
-                            state,
-                            healthy: healthy(&inst.id),
-                        }
+                    .map(|inst| InstanceStatus {
+                        id: inst.id.clone(),
+                        region: inst.region.clone(),
+                        zone: inst.zone.clone(),
+                        url: inst.url.clone(),
+                        port: inst.port,
+                        pid: inst.pid,
+                        state: self.process_state(&inst.id, inst.pid),
+                        healthy: healthy(&inst.id),
                     })
                     .collect(),
-            })
-            .collect();
+            });
+        }
         LabStatus {
             supervisor_pid: state.supervisor_pid,
+            proxy_api: state.proxy_api,
             spec: state.spec,
             regions,
         }
     }
 
-    /// Stops every instance (SIGCONT first: a stopped process would not act on SIGTERM),
-    /// SIGTERM, SIGKILL after the grace period, then removes `state.json` and the socket.
+    /// Shuts the proxy down, then stops every instance and store (SIGCONT first: a stopped
+    /// process would not act on SIGTERM), SIGTERM, SIGKILL after the grace period, then
+    /// removes `state.json` and the socket.
     async fn shutdown(&self) {
         let mut done = self.shut_down.lock().await;
         if *done {
             return;
         }
         eprintln!("supervisor: stopping");
-        let targets: Vec<(u32, String)> = {
-            let members = self.members.lock().unwrap();
+        {
+            let _members = self.members.lock().unwrap();
             self.stopping.store(true, Ordering::SeqCst);
-            members
-                .iter()
-                .filter(|m| m.alive)
-                .map(|m| (m.pid, m.place.id.clone()))
-                .collect()
-        };
+        }
+        if let Some(proxy) = self.proxy.lock().await.take() {
+            proxy.shutdown().await;
+        }
         let signal_all = |sig: Signal| {
-            for (pid, id) in &targets {
-                if procfs::is_ours(*pid, "lab instance", Some(id)) {
-                    let pid = Pid::from_raw(*pid as i32);
+            let members = self.members.lock().unwrap();
+            for m in members.iter().filter(|m| m.alive) {
+                if m.still_ours() {
+                    let pid = Pid::from_raw(m.pid as i32);
                     if sig != Signal::SIGKILL {
                         let _ = kill(pid, Signal::SIGCONT);
                     }
@@ -506,7 +697,7 @@ impl Sup {
         };
         signal_all(Signal::SIGTERM);
         if !self.wait_all_reaped(TERM_GRACE).await {
-            eprintln!("supervisor: instances left after SIGTERM, sending SIGKILL");
+            eprintln!("supervisor: processes left after SIGTERM, sending SIGKILL");
             signal_all(Signal::SIGKILL);
             self.wait_all_reaped(Duration::from_secs(1)).await;
         }
@@ -533,7 +724,7 @@ impl Sup {
     async fn serve(self: &Arc<Self>, request: Request) -> Reply {
         match request {
             Request::Status => Reply {
-                status: Some(self.status()),
+                status: Some(self.status().await),
                 ..Reply::ok()
             },
             Request::EnsureRunning { instance } => match self.ensure_running(&instance).await {

@@ -1,17 +1,32 @@
-//! A TCP and HTTP/1.1 fault proxy whose admin API is the Toxiproxy HTTP API. (stub)
+//! A TCP and HTTP/1.1 fault proxy whose admin API is the Toxiproxy HTTP API, so existing
+//! Toxiproxy clients drive it unchanged, with extensions: latency drawn from real
+//! distributions (`simian_delay`), slept precisely below the millisecond; an HTTP mode
+//! whose toxics act per request (`http_error`, `drop`); splice(2) zero-copy forwarding
+//! while no toxic needs the bytes.
+//!
+//! The library does not assume it owns the process (no signal handlers, no logging unless
+//! the CLI asks for it): the lab embeds [`Server`] in its supervisor.
 #![forbid(unsafe_code)]
 
+mod api;
 pub mod cli;
+mod delay;
+mod error;
+mod http;
+mod metrics;
+mod proxy;
+mod server;
+mod state;
+mod tcp;
+mod toxics;
 
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("{0}")]
-    Other(String),
-}
+pub use error::{ApiError, ProxyError};
+pub use http::DELAY_HEADER;
+pub use server::Server;
 
 /// How a proxy treats its bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +43,8 @@ pub enum Mode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProxyConfig {
     pub name: String,
+    /// `host:port`; port 0 picks one. Empty: 127.0.0.1 and a free port.
+    #[serde(default)]
     pub listen: String,
     pub upstream: String,
     #[serde(default = "yes")]
@@ -40,26 +57,14 @@ fn yes() -> bool {
     true
 }
 
-/// A running proxy server: the admin API and its proxies.
-pub struct Server {
-    api: SocketAddr,
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Logs to stderr when the CLI turned logging on.
+pub(crate) fn log(args: std::fmt::Arguments<'_>) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprintln!("simian proxy: {args}");
+    }
 }
 
-impl Server {
-    /// Starts the admin API on `api_listen` (port 0 picks one) and creates `proxies`.
-    pub async fn start(
-        api_listen: SocketAddr,
-        _proxies: Vec<ProxyConfig>,
-    ) -> Result<Server, ProxyError> {
-        Ok(Server { api: api_listen })
-    }
-    pub fn api_addr(&self) -> SocketAddr {
-        self.api
-    }
-    /// Where the named proxy actually listens.
-    pub fn proxy_addr(&self, _name: &str) -> Option<SocketAddr> {
-        None
-    }
-    /// Stops accepting, closes every connection.
-    pub async fn shutdown(self) {}
-}
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Bench: what `simian proxy` costs with no toxics, measured side by side with direct
+# loopback in one run, and how precisely it applies a constant 5 ms latency toxic.
+#   - bulk throughput, proxy / direct (target >= 0.6)
+#   - added round trip of a 64-byte ping-pong, p50 / p99 (targets <= 30 us / <= 100 us)
+#   - constant 5 ms latency toxic: median absolute error of individual delays (<= 50 us)
+#
+# Usage: benches/proxy-overhead.sh            (env: GIB=1, GiB per throughput run)
+# Release build; the proxy runs as its own process; only 127.0.0.1. Takes about a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GIB=${GIB:-1}
+
+cargo build --release -q --bin simian
+cargo build --release -q -p simian-proxy --example proxy-bench
+BIN=target/release/simian
+BENCH=target/release/examples/proxy-bench
+
+OUT=$(mktemp /tmp/simian-proxy-bench.XXXXXX)
+"$BIN" proxy --listen 127.0.0.1:0 >"$OUT" 2>/dev/null &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -f "$OUT"' EXIT
+for _ in $(seq 100); do [[ -s $OUT ]] && break; sleep 0.05; done
+API=$(awk '/^listening /{print $2; exit}' "$OUT")
+[[ -n $API ]] || { echo "simian proxy did not print its listening line" >&2; exit 1; }
+
+echo "machine: $(nproc) cores, $(uname -sr); simian proxy pid $PID, API $API"
+timeout 600 "$BENCH" overhead "$API" "$GIB"
