@@ -170,7 +170,7 @@ fn default_command_timeout() -> Dur {
 pub enum Step {
     /// Apply a fault. It stays until its `duration` ends, a `revert` step names
     /// it, or the method ends.
-    Inject(Inject),
+    Inject(Box<Inject>),
     /// Do nothing for a while (the hypothesis is still watched).
     Wait(Dur),
     /// Revert the fault injected under this name.

@@ -325,7 +325,7 @@ fn steps(
                 faults.push(FaultSite {
                     name,
                     path,
-                    inject: inj.clone(),
+                    inject: (**inj).clone(),
                 });
             }
         }
