@@ -282,16 +282,16 @@ def rtt():
         assert got == b"ping"
         return time.monotonic() - t
 
-assert rtt() < 0.1
-proxy.add_toxic(type="latency", attributes={"latency": 200})
+assert rtt() < 0.3
+proxy.add_toxic(type="latency", attributes={"latency": 500})
 toxics = proxy.toxics()
 assert list(toxics) == ["latency_downstream"], toxics
-assert toxics["latency_downstream"].attributes["latency"] == 200
+assert toxics["latency_downstream"].attributes["latency"] == 500
 assert toxics["latency_downstream"].toxicity == 1.0
 slow = rtt()
-assert 0.2 <= slow < 1.0, slow
+assert 0.5 <= slow < 2.0, slow
 proxy.destroy_toxic("latency_downstream")
-assert rtt() < 0.1
+assert rtt() < 0.3
 assert proxy.toxics() == {}
 
 # Errors map to the client's exceptions.
@@ -320,15 +320,15 @@ with proxy.down():
     except ConnectionRefusedError:
         pass
     assert server.get_proxy("echo").enabled is False
-assert rtt() < 0.1
+assert rtt() < 0.3
 
 # reset(): every toxic removed, every proxy enabled.
-proxy.add_toxic(type="latency", stream="upstream", attributes={"latency": 150})
-assert rtt() >= 0.15
+proxy.add_toxic(type="latency", stream="upstream", attributes={"latency": 400})
+assert rtt() >= 0.4
 proxy.disable()
 assert server.reset()
 assert server.get_proxy("echo").enabled is True
-assert rtt() < 0.1
+assert rtt() < 0.3
 
 populated = server.populate([{"name": "other", "upstream": upstream, "listen": "127.0.0.1:0"}])
 assert [p.name for p in populated] == ["other"]
@@ -387,15 +387,15 @@ function assert(c, m) { if (!c) { console.error("assertion failed: " + m); proce
   const tp = new Toxiproxy(`http://${api}`);
   const proxy = await tp.createProxy({ name: "node", listen: "127.0.0.1:0", upstream });
   assert(!proxy.listen.endsWith(":0"), proxy.listen);
-  assert((await rtt(proxy.listen)) < 100, "fast without toxics");
-  const toxic = await proxy.addToxic({ type: "latency", stream: "downstream", toxicity: 1, attributes: { latency: 200 } });
+  assert((await rtt(proxy.listen)) < 300, "fast without toxics");
+  const toxic = await proxy.addToxic({ type: "latency", stream: "downstream", toxicity: 1, attributes: { latency: 500 } });
   assert(toxic.name === "latency_downstream", toxic.name);
   const slow = await rtt(proxy.listen);
-  assert(slow >= 200 && slow < 1000, "latency " + slow);
+  assert(slow >= 500 && slow < 2000, "latency " + slow);
   const got = await proxy.getToxic("latency_downstream");
-  assert(got.attributes.latency === 200, JSON.stringify(got.attributes));
+  assert(got.attributes.latency === 500, JSON.stringify(got.attributes));
   await got.remove();
-  assert((await rtt(proxy.listen)) < 100, "fast again");
+  assert((await rtt(proxy.listen)) < 300, "fast again");
   const down = await proxy.update({ enabled: false, listen: proxy.listen, upstream });
   assert(down.enabled === false, "disabled");
   let refused = false;

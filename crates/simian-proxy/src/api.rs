@@ -49,7 +49,9 @@ pub async fn serve(
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(route(req, &state).await) }
             });
+            // The timer enables hyper's 30 s limit on reading a request's head.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = token.cancelled() => {}

@@ -47,25 +47,6 @@ pub struct ProxyArgs {
 }
 
 pub async fn run(args: ProxyArgs) -> Result<i32, ProxyError> {
-    if std::env::var_os("SIMIAN_PROXY_MT").is_some() {
-        return serve(args).await;
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("simian-proxy".into())
-        .spawn(move || {
-            let r = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| ProxyError::Other(format!("start the runtime: {e}")))
-                .and_then(|rt| rt.block_on(serve(args)));
-            let _ = tx.send(r);
-        })
-        .map_err(|e| ProxyError::Other(format!("start the proxy thread: {e}")))?;
-    rx.await.unwrap_or_else(|_| Err(ProxyError::Other("the proxy thread panicked".into())))
-}
-
-async fn serve(args: ProxyArgs) -> Result<i32, ProxyError> {
     let api: SocketAddr = args
         .listen
         .to_socket_addrs()

@@ -94,8 +94,10 @@ async fn serve(stream: TcpStream, ctx: Ctx, client: Upstream) {
         let (ctx, client, handle) = (ctx.clone(), client.clone(), handle.clone());
         async move { handle_request(req, ctx, client, handle).await }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    // The timer enables hyper's 30 s limit on reading a request's head.
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         _ = token.cancelled() => {}
         _ = conn => {}

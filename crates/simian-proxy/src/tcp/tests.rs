@@ -35,26 +35,26 @@ async fn read_all(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, std::io::Resu
 async fn latency_delays_each_direction() {
     let (s, addr) = proxied(echo_server().await, Mode::Tcp).await;
     let mut c = TcpStream::connect(addr).await.unwrap();
-    assert!(round_trip(&mut c, b"hello").await < ms(80));
+    assert!(round_trip(&mut c, b"hello").await < ms(150));
     add_toxic(
         &s,
         "p",
-        r#"{"type": "latency", "attributes": {"latency": 100}}"#,
+        r#"{"type": "latency", "attributes": {"latency": 250}}"#,
     )
     .await;
     let rtt = round_trip(&mut c, b"hello").await;
     assert!(
-        rtt >= ms(100) && rtt < ms(400),
+        rtt >= ms(250) && rtt < ms(1000),
         "downstream latency: {rtt:?}"
     );
     add_toxic(
         &s,
         "p",
-        r#"{"type": "latency", "stream": "upstream", "attributes": {"latency": 50}}"#,
+        r#"{"type": "latency", "stream": "upstream", "attributes": {"latency": 150}}"#,
     )
     .await;
     let rtt = round_trip(&mut c, b"hello").await;
-    assert!(rtt >= ms(150) && rtt < ms(450), "both directions: {rtt:?}");
+    assert!(rtt >= ms(400) && rtt < ms(1500), "both directions: {rtt:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,38 +90,38 @@ async fn toxicity_zero_never_applies() {
 async fn toxics_added_and_removed_reach_an_open_connection() {
     let (s, addr) = proxied(echo_server().await, Mode::Tcp).await;
     let mut c = TcpStream::connect(addr).await.unwrap();
-    assert!(round_trip(&mut c, b"a").await < ms(80));
+    assert!(round_trip(&mut c, b"a").await < ms(150));
     add_toxic(
         &s,
         "p",
-        r#"{"type": "latency", "name": "slow", "attributes": {"latency": 150}}"#,
+        r#"{"type": "latency", "name": "slow", "attributes": {"latency": 250}}"#,
     )
     .await;
-    assert!(round_trip(&mut c, b"b").await >= ms(150));
+    assert!(round_trip(&mut c, b"b").await >= ms(250));
     // Update: latency changes on the same connection.
     let r = call(
         s.api_addr(),
         "PATCH",
         "/proxies/p/toxics/slow",
-        r#"{"attributes": {"latency": 300}}"#,
+        r#"{"attributes": {"latency": 400}}"#,
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["attributes"]["latency"], 300);
-    assert!(round_trip(&mut c, b"c").await >= ms(300));
+    assert_eq!(r.json()["attributes"]["latency"], 400);
+    assert!(round_trip(&mut c, b"c").await >= ms(400));
     let r = call(s.api_addr(), "DELETE", "/proxies/p/toxics/slow", "").await;
     assert_eq!(r.status, 204);
-    assert!(round_trip(&mut c, b"d").await < ms(80));
+    assert!(round_trip(&mut c, b"d").await < ms(150));
     // And POST /reset.
     add_toxic(
         &s,
         "p",
-        r#"{"type": "latency", "attributes": {"latency": 150}}"#,
+        r#"{"type": "latency", "attributes": {"latency": 250}}"#,
     )
     .await;
-    assert!(round_trip(&mut c, b"e").await >= ms(150));
+    assert!(round_trip(&mut c, b"e").await >= ms(250));
     assert_eq!(call(s.api_addr(), "POST", "/reset", "").await.status, 204);
-    assert!(round_trip(&mut c, b"f").await < ms(80));
+    assert!(round_trip(&mut c, b"f").await < ms(150));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
