@@ -3,22 +3,27 @@
 //! `delay-fidelity local`: the sampler and the precise timer alone. Concurrent tasks draw
 //! a delay, sleep it with `sleep_precise`, and measure the sleep; the measured delays are
 //! compared with the target (one-sample Kolmogorov–Smirnov against the sampler's exact
-//! CDF) and each measured delay with its draw (median absolute error). tokio's own sleep is
-//! measured the same way for comparison.
+//! CDF, and two-sample against 1M fresh draws) and each measured delay with its draw
+//! (median absolute error). tokio's own sleep is measured the same way for comparison.
 //!
-//! `delay-fidelity e2e --api 127.0.0.1:PORT`: end to end through a running `simian proxy`
-//! in HTTP mode. Starts a fast HTTP upstream on 127.0.0.1, creates a proxy in front of it,
-//! and for each target adds a `latency` toxic carrying the distribution, sends the
-//! requests over keep-alive connections, and compares (a) RTT − the run's median direct
-//! RTT with the target (KS), and (b) that same measured delay with the delay the proxy
-//! reports having drawn (`x-simian-delay-us`): the median absolute error.
+//! `delay-fidelity e2e --api 127.0.0.1:PORT [--upstream ADDR]`: end to end through a
+//! running `simian proxy` in HTTP mode. Creates a proxy (`"mode": "http"`) in front of a
+//! fast HTTP upstream (`delay-fidelity upstream`, or one in this process), and for each
+//! target adds a `latency` toxic carrying the distribution, sends the requests over
+//! keep-alive connections, and compares (a) RTT − the run's median direct RTT with the
+//! target (KS), and (b) that measured delay with the delay the proxy reports having drawn
+//! (`x-simian-delay-us`): the median absolute error. The same figures against the proxy
+//! without toxics as the baseline are printed beside them.
 //!
-//! Options: `--n 20000` requests per target, `--concurrency 32` (toxic runs),
-//! `--baseline-concurrency 1` (baseline RTTs), `--quick` (2 000).
-//! Only 127.0.0.1.
+//! `delay-fidelity upstream`: just the upstream; prints `listening ADDR`.
+//!
+//! Options: `--n 20000` requests per target, `--concurrency 16`, `--quick` (2 000),
+//! `--proxy-pid PID` (to report the proxy's CPU use). `CLIENT=block` makes the e2e client
+//! block in `poll` instead of busy-polling. Only 127.0.0.1.
 
-use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,8 +31,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use simian_delay::stats::{ks_one_sample_atoms, ks_p_value, ks_two_sample, median};
 use simian_delay::{sleep_precise, DelaySpec, Sampler};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -68,8 +73,9 @@ const TARGETS: &[Target] = &[
 struct Opts {
     n: usize,
     concurrency: usize,
-    baseline_concurrency: usize,
     api: Option<SocketAddr>,
+    upstream: Option<SocketAddr>,
+    proxy_pid: Option<u32>,
 }
 
 fn parse_args() -> Result<(String, Opts), Error> {
@@ -77,16 +83,18 @@ fn parse_args() -> Result<(String, Opts), Error> {
     let mode = args.next().unwrap_or_else(|| "local".into());
     let mut o = Opts {
         n: 20_000,
-        concurrency: 32,
-        baseline_concurrency: 1,
+        concurrency: 16,
         api: None,
+        upstream: None,
+        proxy_pid: None,
     };
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
             "--n" => o.n = val()?.parse()?,
             "--concurrency" => o.concurrency = val()?.parse()?,
-            "--baseline-concurrency" => o.baseline_concurrency = val()?.parse()?,
+            "--proxy-pid" => o.proxy_pid = Some(val()?.parse()?),
+            "--upstream" => o.upstream = Some(val()?.parse()?),
             "--api" => o.api = Some(val()?.parse()?),
             "--quick" => o.n = 2_000,
             _ => return Err(format!("unknown argument `{a}`").into()),
@@ -102,13 +110,17 @@ fn main() -> Result<(), Error> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        match mode.as_str() {
-            "local" => local(&opts).await,
-            "e2e" => e2e(&opts).await,
-            m => Err(format!("unknown mode `{m}` (local, e2e)").into()),
+    match mode.as_str() {
+        "local" => rt.block_on(local(&opts)),
+        "e2e" => e2e(&opts),
+        "upstream" => {
+            println!("listening {}", upstream()?);
+            loop {
+                std::thread::park();
+            }
         }
-    })
+        m => Err(format!("unknown mode `{m}` (local, e2e)").into()),
+    }
 }
 
 fn sampler(t: &Target) -> Result<Sampler, Error> {
@@ -248,19 +260,27 @@ async fn local(o: &Opts) -> Result<(), Error> {
 }
 
 // ------------------------------------------------------------------ e2e
+//
+// Measured with plain threads and a client that busy-polls its sockets: on this kind of
+// VM a thread woken from idle takes 30–90 µs to run, and a client that blocks would count
+// its own wake-up as delay error. The upstream and the proxy are not helped: they block
+// as usual.
 
-/// A tiny HTTP/1.1 upstream: answers every request `200 ok` at once, keep-alive.
-async fn upstream() -> Result<SocketAddr, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+
+/// A tiny HTTP/1.1 upstream: answers every request `200 ok` at once, keep-alive, one
+/// blocking thread per connection.
+fn upstream() -> Result<SocketAddr, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { continue };
             let _ = sock.set_nodelay(true);
-            tokio::spawn(async move {
+            std::thread::spawn(move || {
                 let mut buf = Vec::with_capacity(4096);
                 let mut chunk = [0u8; 4096];
                 loop {
-                    // Serve every complete request in the buffer (bodies by content-length).
                     while let Some(end) = find(&buf, b"\r\n\r\n") {
                         let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
                         let body = header(&head, "content-length")
@@ -271,11 +291,11 @@ async fn upstream() -> Result<SocketAddr, Error> {
                         }
                         buf.drain(..end + 4 + body);
                         let resp = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
-                        if sock.write_all(resp).await.is_err() {
+                        if sock.write_all(resp).is_err() {
                             return;
                         }
                     }
-                    match sock.read(&mut chunk).await {
+                    match sock.read(&mut chunk) {
                         Ok(0) | Err(_) => return,
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
@@ -298,175 +318,278 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// One keep-alive HTTP/1.1 connection, just enough client for this bench.
-struct Conn {
-    sock: TcpStream,
-    buf: Vec<u8>,
-}
-
 struct Reply {
     status: u16,
-    headers: HashMap<String, String>,
+    delay_us: Option<f64>,
     body: Vec<u8>,
 }
 
-impl Conn {
-    async fn open(addr: SocketAddr) -> Result<Conn, Error> {
-        let sock = TcpStream::connect(addr).await?;
-        sock.set_nodelay(true)?;
-        Ok(Conn {
-            sock,
-            buf: Vec::with_capacity(4096),
-        })
-    }
-
-    async fn request(&mut self, method: &str, path: &str, body: &str) -> Result<Reply, Error> {
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.sock.write_all(req.as_bytes()).await?;
-        let end = loop {
-            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
-                break end;
-            }
-            self.fill().await?;
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end + 4);
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("bad status line")?;
-        let headers: HashMap<String, String> = head
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let body = if headers
-            .get("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            self.chunked().await?
-        } else {
-            let len: usize = headers
-                .get("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            while self.buf.len() < len {
-                self.fill().await?;
-            }
-            self.buf.drain(..len).collect()
-        };
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    async fn fill(&mut self) -> Result<(), Error> {
-        let mut chunk = [0u8; 8192];
-        let n = self.sock.read(&mut chunk).await?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
-
-    async fn chunked(&mut self) -> Result<Vec<u8>, Error> {
+/// One complete response at the start of `buf`: `(bytes used, reply)`, or None if more
+/// bytes are needed. Content-length and chunked bodies.
+fn parse_reply(buf: &[u8]) -> Result<Option<(usize, Reply)>, Error> {
+    let Some(end) = find(buf, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad status line")?;
+    let delay_us = header(&head, "x-simian-delay-us").and_then(|v| v.parse().ok());
+    let mut at = end + 4;
+    let body = if header(&head, "transfer-encoding") == Some("chunked") {
         let mut body = Vec::new();
         loop {
-            let line_end = loop {
-                if let Some(i) = find(&self.buf, b"\r\n") {
-                    break i;
-                }
-                self.fill().await?;
+            let Some(line) = find(&buf[at..], b"\r\n") else {
+                return Ok(None);
             };
-            let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)?;
-            self.buf.drain(..line_end + 2);
-            while self.buf.len() < size + 2 {
-                self.fill().await?;
+            let text = String::from_utf8_lossy(&buf[at..at + line]).into_owned();
+            let size = usize::from_str_radix(text.split(';').next().unwrap_or("").trim(), 16)?;
+            at += line + 2;
+            if buf.len() < at + size + 2 {
+                return Ok(None);
             }
-            body.extend(self.buf.drain(..size));
-            self.buf.drain(..2);
+            body.extend_from_slice(&buf[at..at + size]);
+            at += size + 2;
             if size == 0 {
-                return Ok(body);
+                break body;
             }
         }
-    }
+    } else {
+        let len: usize = header(&head, "content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if buf.len() < at + len {
+            return Ok(None);
+        }
+        at += len;
+        buf[at - len..at].to_vec()
+    };
+    Ok(Some((
+        at,
+        Reply {
+            status,
+            delay_us,
+            body,
+        },
+    )))
 }
 
 /// One admin API call on a fresh connection.
-async fn api(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> Result<(u16, String), Error> {
-    let mut c = Conn::open(addr).await?;
-    let r = c.request(method, path, body).await?;
-    Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+fn api(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, String), Error> {
+    let mut sock = std::net::TcpStream::connect(addr)?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(req.as_bytes())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some((_, r)) = parse_reply(&buf)? {
+            return Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()));
+        }
+        let n = sock.read(&mut chunk)?;
+        if n == 0 {
+            return Err("the API closed the connection mid-reply".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
-/// `n` GETs over `concurrency` connections: `(rtt seconds, x-simian-delay-us)` each.
-async fn load(
+/// How each connection spaces its requests.
+enum Pace<'a> {
+    /// The next request as soon as the last reply is in.
+    Closed,
+    /// After each reply, wait a delay drawn from the sampler: the same idle pattern as a
+    /// toxic run with that distribution, without the toxic.
+    Gaps(&'a Sampler),
+}
+
+/// `n` GETs over `conns` keep-alive connections from one busy-polling thread; connection
+/// `i` starts `i · stagger` in. Returns `(rtt seconds, x-simian-delay-us)` per request.
+fn run_load(
     addr: SocketAddr,
     n: usize,
-    concurrency: usize,
+    conns: usize,
+    pace: &Pace,
+    stagger: Duration,
 ) -> Result<Vec<(f64, Option<f64>)>, Error> {
-    let per = n.div_ceil(concurrency);
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        tasks.push(tokio::spawn(async move {
-            let mut c = Conn::open(addr).await?;
-            let mut out = Vec::with_capacity(per);
-            for _ in 0..per {
-                let t0 = Instant::now();
-                let r = c.request("GET", "/", "").await?;
-                let rtt = t0.elapsed().as_secs_f64();
-                if r.status != 200 {
-                    return Err(format!("status {}", r.status).into());
-                }
-                let delay = r
-                    .headers
-                    .get("x-simian-delay-us")
-                    .and_then(|v| v.parse::<f64>().ok());
-                out.push((rtt, delay));
+    struct Conn {
+        sock: std::net::TcpStream,
+        buf: Vec<u8>,
+        sent_at: Option<Instant>,
+        next_at: Instant,
+    }
+    let start = Instant::now();
+    let mut cs = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let sock = std::net::TcpStream::connect(addr)?;
+        sock.set_nodelay(true)?;
+        sock.set_nonblocking(true)?;
+        cs.push(Conn {
+            sock,
+            buf: Vec::with_capacity(4096),
+            sent_at: None,
+            next_at: start + stagger * i as u32,
+        });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(n as u64);
+    let mut out = Vec::with_capacity(n);
+    let mut sent = 0;
+    let mut chunk = [0u8; 16384];
+    let give_up = start + Duration::from_secs(600);
+    while out.len() < n {
+        let now = Instant::now();
+        if now > give_up {
+            return Err("load did not finish within 10 minutes".into());
+        }
+        for c in cs.iter_mut() {
+            if c.sent_at.is_none() && sent < n && now >= c.next_at {
+                // The clock is read before the write: if the write wakes the receiver
+                // and the scheduler runs it first, that time is part of the RTT.
+                c.sent_at = Some(Instant::now());
+                write_nonblocking(&mut c.sock, REQUEST)?;
+                sent += 1;
             }
-            Ok::<_, Error>(out)
-        }));
+        }
+        let waiting: Vec<usize> = (0..cs.len()).filter(|&i| cs[i].sent_at.is_some()).collect();
+        if waiting.is_empty() {
+            // Nothing in flight: nothing can arrive, so sleep towards the next send.
+            let next = cs.iter().map(|c| c.next_at).min().unwrap_or(now);
+            let left = next.saturating_duration_since(Instant::now());
+            if left > Duration::from_micros(300) {
+                std::thread::sleep(left - Duration::from_micros(200));
+            }
+            continue;
+        }
+        let mut fds: Vec<PollFd> = waiting
+            .iter()
+            .map(|&i| PollFd::new(cs[i].sock.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let timeout = if spin_client() {
+            PollTimeout::ZERO
+        } else {
+            // Block until a reply or the next send is due.
+            let next = cs
+                .iter()
+                .filter(|c| c.sent_at.is_none())
+                .map(|c| c.next_at)
+                .min();
+            let left = next.map_or(Duration::from_millis(100), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
+            PollTimeout::try_from(left.min(Duration::from_millis(100))).unwrap_or(PollTimeout::ZERO)
+        };
+        if poll(&mut fds, timeout)? == 0 {
+            continue;
+        }
+        let arrived = Instant::now();
+        let ready: Vec<usize> = waiting
+            .iter()
+            .zip(&fds)
+            .filter(|(_, f)| f.any().unwrap_or(false))
+            .map(|(&i, _)| i)
+            .collect();
+        drop(fds);
+        for i in ready {
+            let c = &mut cs[i];
+            loop {
+                match c.sock.read(&mut chunk) {
+                    Ok(0) => return Err("the proxy closed a connection".into()),
+                    Ok(k) => c.buf.extend_from_slice(&chunk[..k]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some((used, reply)) = parse_reply(&c.buf)? {
+                c.buf.drain(..used);
+                if reply.status != 200 {
+                    return Err(format!("status {}", reply.status).into());
+                }
+                let sent_at = c.sent_at.take().ok_or("a reply nobody asked for")?;
+                out.push((
+                    arrived.duration_since(sent_at).as_secs_f64(),
+                    reply.delay_us,
+                ));
+                c.next_at = match pace {
+                    Pace::Closed => arrived,
+                    Pace::Gaps(s) => arrived + s.sample(&mut rng),
+                };
+            }
+        }
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    all.truncate(n);
-    Ok(all)
+    Ok(out)
 }
 
-async fn median_rtt(addr: SocketAddr, n: usize, concurrency: usize) -> Result<f64, Error> {
-    let mut rtts: Vec<f64> = load(addr, n, concurrency)
-        .await?
-        .iter()
-        .map(|r| r.0)
+fn spin_client() -> bool {
+    std::env::var("CLIENT").map_or(true, |v| v != "block")
+}
+
+fn write_nonblocking(sock: &mut std::net::TcpStream, mut data: &[u8]) -> Result<(), Error> {
+    while !data.is_empty() {
+        match sock.write(data) {
+            Ok(k) => data = &data[k..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Busy CPU time of the whole machine (all cores), seconds.
+fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return f64::NAN;
+    };
+    let Some(line) = stat.lines().next() else {
+        return f64::NAN;
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
         .collect();
-    Ok(median(&mut rtts))
+    // user nice system idle iowait irq softirq steal …
+    let busy: f64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| x)
+        .sum();
+    busy / 100.0
 }
 
-async fn e2e(o: &Opts) -> Result<(), Error> {
+fn proc_cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return f64::NAN;
+    };
+    let f: Vec<&str> = rest.split(' ').collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn e2e(o: &Opts) -> Result<(), Error> {
     let api_addr = o.api.ok_or("e2e needs --api 127.0.0.1:PORT")?;
-    let up = upstream().await?;
+    let up = match o.upstream {
+        Some(a) => a,
+        None => upstream()?,
+    };
     let name = format!("fidelity-{}", std::process::id());
     let body = serde_json::json!({
         "name": name, "listen": "127.0.0.1:0", "upstream": up.to_string(),
         "enabled": true, "mode": "http",
     });
-    let (status, text) = api(api_addr, "POST", "/proxies", &body.to_string()).await?;
+    let (status, text) = api(api_addr, "POST", "/proxies", &body.to_string())?;
     if status != 201 {
         return Err(format!("creating the proxy: {status} {text}").into());
     }
@@ -476,17 +599,24 @@ async fn e2e(o: &Opts) -> Result<(), Error> {
         .ok_or("no `listen` in the created proxy")?
         .parse()?;
     println!(
-        "end to end through `simian proxy` (HTTP mode): {} requests per target over {} keep-alive connections",
-        o.n, o.concurrency
+        "end to end through `simian proxy` (HTTP mode): {} requests per distribution over {} keep-alive connections ({} on 1 for the constant); client {}",
+        o.n,
+        o.concurrency,
+        (o.n / 4).max(1_000),
+        if spin_client() { "busy-polling" } else { "blocking" }
     );
-    println!("  upstream {up} (in-process), proxy {listen}, API {api_addr}");
-
-    let result = e2e_targets(o, api_addr, &name, up, listen).await;
-    let _ = api(api_addr, "DELETE", &format!("/proxies/{name}"), "").await;
+    let how = if o.upstream.is_some() {
+        "its own process"
+    } else {
+        "in-process"
+    };
+    println!("  upstream {up} ({how}), proxy {listen}, API {api_addr}");
+    let result = e2e_targets(o, api_addr, &name, up, listen);
+    let _ = api(api_addr, "DELETE", &format!("/proxies/{name}"), "");
     result
 }
 
-async fn e2e_targets(
+fn e2e_targets(
     o: &Opts,
     api_addr: SocketAddr,
     name: &str,
@@ -494,11 +624,11 @@ async fn e2e_targets(
     listen: SocketAddr,
 ) -> Result<(), Error> {
     // Warm up both paths (connections, caches, the proxy's upstream pool).
-    load(up, 500, o.concurrency).await?;
-    load(listen, 500, o.concurrency).await?;
+    run_load(up, 500, o.concurrency, &Pace::Closed, Duration::ZERO)?;
+    run_load(listen, 500, o.concurrency, &Pace::Closed, Duration::ZERO)?;
     let mut failed = 0;
     for t in TARGETS {
-        if let Err(e) = e2e_target(o, t, api_addr, name, up, listen).await {
+        if let Err(e) = e2e_target(o, t, api_addr, name, up, listen) {
             println!("  {} — NOT MEASURED: {e}", t.name);
             failed += 1;
         }
@@ -509,7 +639,7 @@ async fn e2e_targets(
     Ok(())
 }
 
-async fn e2e_target(
+fn e2e_target(
     o: &Opts,
     t: &Target,
     api_addr: SocketAddr,
@@ -517,33 +647,67 @@ async fn e2e_target(
     up: SocketAddr,
     listen: SocketAddr,
 ) -> Result<(), Error> {
-    let base_n = (o.n / 10).clamp(1_000, 5_000);
     let s = sampler(t)?;
+    // A constant delay keeps connections in lock step: their replies would leave the proxy
+    // in bursts and queue behind each other (and behind the busy-polling client). So the
+    // constant runs on one connection, with a quarter of the requests.
+    let constant = t.name.starts_with("constant");
+    let (conns, n) = if constant {
+        (1, (o.n / 4).max(1_000))
+    } else {
+        (o.concurrency, o.n)
+    };
+    let stagger = s.mean() / conns as u32;
     let attrs: serde_json::Value = serde_json::from_str(t.json)?;
     let mut attributes = serde_json::json!({"latency": 0, "jitter": 0});
     for (k, v) in attrs.as_object().ok_or("target is not an object")? {
         attributes[k] = v.clone();
     }
-    // Same-run baselines, right before the toxic goes on: direct to the upstream, and
-    // through the proxy with no toxic (the proxy's own overhead). One connection by
-    // default: with delays of milliseconds the toxic run's requests rarely overlap, so
-    // an unloaded RTT is what they see; a baseline at full concurrency would count the
-    // queueing of 32 simultaneous requests (hundreds of µs here) as missing delay.
-    let direct = median_rtt(up, base_n, o.baseline_concurrency).await?;
-    let bare = median_rtt(listen, base_n, o.baseline_concurrency).await?;
+    // The same-run baseline RTTs, right before the toxic goes on: direct to the upstream,
+    // and through the proxy without toxics. Paced like the toxic run (each connection
+    // idles for a draw from the target between requests), so that the upstream and the
+    // proxy are woken from the same idleness as when the toxic holds a request; a
+    // back-to-back baseline keeps every thread hot and looks faster than the toxic run.
+    let base_n = (n / 10).clamp(1_000, 4_000);
+    let mut direct_rtts: Vec<f64> = run_load(up, base_n, conns, &Pace::Gaps(&s), stagger)?
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    let direct = median(&mut direct_rtts);
+    let mut bare_rtts: Vec<f64> = run_load(listen, base_n, conns, &Pace::Gaps(&s), stagger)?
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    let bare = median(&mut bare_rtts);
+    let mut hot: Vec<f64> = run_load(up, 1_000, 1, &Pace::Closed, Duration::ZERO)?
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    let hot = median(&mut hot);
+
     let toxic = serde_json::json!({
         "name": "fidelity", "type": "latency", "stream": "downstream", "toxicity": 1.0,
         "attributes": attributes,
     });
     let toxics = format!("/proxies/{name}/toxics");
-    let (status, text) = api(api_addr, "POST", &toxics, &toxic.to_string()).await?;
+    let (status, text) = api(api_addr, "POST", &toxics, &toxic.to_string())?;
     if status != 200 {
         return Err(format!("adding the toxic: {status} {text}").into());
     }
+    let (m0, b0, p0) = (
+        machine_busy_secs(),
+        cpu_secs(),
+        o.proxy_pid.map_or(f64::NAN, proc_cpu_secs),
+    );
     let w0 = Instant::now();
-    let rows = load(listen, o.n, o.concurrency).await;
+    let rows = run_load(listen, n, conns, &Pace::Closed, stagger);
     let wall = w0.elapsed().as_secs_f64();
-    let _ = api(api_addr, "DELETE", &format!("{toxics}/fidelity"), "").await;
+    let (m1, b1, p1) = (
+        machine_busy_secs(),
+        cpu_secs(),
+        o.proxy_pid.map_or(f64::NAN, proc_cpu_secs),
+    );
+    let _ = api(api_addr, "DELETE", &format!("{toxics}/fidelity"), "");
     let rows = rows?;
     let measured: Vec<f64> = rows.iter().map(|r| r.0 - direct).collect();
     let with_header: Vec<(f64, f64)> = rows
@@ -566,14 +730,34 @@ async fn e2e_target(
         .map(|(m, h)| ((m + direct - bare) * 1e6 - h).abs())
         .collect();
     let extra = format!(
-        " in {wall:.1} s; baseline RTT medians: direct {:.1} µs, through the proxy without toxics {:.1} µs",
+        " over {conns} connection(s) in {wall:.1} s\n    baseline RTT medians (paced like this run): direct {:.1} µs, through the proxy without toxics {:.1} µs; direct back to back {:.1} µs",
         direct * 1e6,
-        bare * 1e6
+        bare * 1e6,
+        hot * 1e6,
     );
     report(t, &s, measured, errs, &extra);
+    let mut measured_bare: Vec<f64> = rows.iter().map(|r| r.0 - bare).collect();
+    let ks_bare = ks_one_sample_atoms(
+        &mut measured_bare,
+        |x| s.cdf_below(Duration::from_secs_f64(x.max(0.0))),
+        |x| s.cdf(Duration::from_secs_f64(x.max(0.0))),
+    );
     println!(
-        "    (against the no-toxic proxy baseline instead: median |error| = {:.1} µs)",
-        median(&mut vs_bare)
+        "    against the no-toxic proxy baseline instead of direct: median |error| = {:.1} µs{}",
+        median(&mut vs_bare),
+        if constant {
+            String::new()
+        } else {
+            format!(", KS D = {ks_bare:.4}")
+        }
+    );
+    let pct = |x: f64| 100.0 * x / wall;
+    println!(
+        "    CPU during the run (% of one core): machine {:.0}%, this bench {:.0}%, proxy {:.0}%, other processes {:.0}%",
+        pct(m1 - m0),
+        pct(b1 - b0),
+        pct(p1 - p0),
+        pct((m1 - m0) - (b1 - b0) - if p1.is_nan() { 0.0 } else { p1 - p0 }),
     );
     Ok(())
 }

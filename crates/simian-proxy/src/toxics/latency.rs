@@ -43,8 +43,7 @@ impl Latency {
                     min: self.min,
                     max: self.max,
                 };
-                let sampler = Sampler::new(&spec)
-                    .map_err(|p| ApiError::bad_body(format!("distribution: {}", p.join("; "))))?;
+                let sampler = Sampler::new(&spec).map_err(|p| ApiError::bad_body(p.join("; ")))?;
                 self.sampler = Some(Arc::new(sampler));
             }
             None if self.min.is_some() || self.max.is_some() => return Err(ApiError::bad_body(
