@@ -246,3 +246,61 @@ method:
         "{listen} still accepts after the run"
     );
 }
+
+#[test]
+fn via_toxiproxy_uses_the_closest_uniform_and_says_so() {
+    let lab = Lab::up();
+    let api = proxy_api(&lab);
+    let yaml = std::fs::read_to_string(root().join("scenarios/latency-monkey.yaml"))
+        .unwrap()
+        .replace("        errors: { rate: 1%, status: 503 }\n", "")
+        .replace(
+            "        proxy: store-us-east",
+            "        via: toxiproxy\n        proxy: store-us-east",
+        );
+    let f = lab.experiment("toxiproxy.yaml", &yaml);
+    let plan = lab.simian().arg("plan").arg(&f).output().unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    assert!(
+        stdout(&plan).contains("warning: Toxiproxy cannot express lognormal"),
+        "{}",
+        stdout(&plan)
+    );
+    let journal = lab.state_dir().join("t.jsonl");
+    let mut child = lab
+        .simian()
+        .arg("run")
+        .arg(&f)
+        .args(["--var", "hold=90s", "--var", "before=1s", "--journal"])
+        .arg(&journal)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || toxic_names(
+            &api,
+            "store-us-east"
+        )
+        .len()
+            == 1),
+        "toxic never landed"
+    );
+    let (_, body) = http("GET", &format!("{api}/proxies/store-us-east/toxics"), None);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = lab.simian().arg("recover").arg(&journal).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let t: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let attrs = &t[0]["attributes"];
+    // Toxiproxy's own attributes only: whole milliseconds, no distribution.
+    assert!(attrs.get("distribution").is_none(), "{attrs}");
+    let (l, j) = (
+        attrs["latency"].as_u64().unwrap(),
+        attrs["jitter"].as_u64().unwrap(),
+    );
+    assert!(
+        (18..=30).contains(&l) && j > 0 && j <= l,
+        "latency {l} ± {j}"
+    );
+}
