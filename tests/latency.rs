@@ -1,6 +1,5 @@
 //! Latency Monkey end to end: toxics through the lab's proxy, judged, and removed exactly.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -117,22 +116,17 @@ fn recover_removes_the_toxics_of_a_killed_run() {
     let lab = Lab::up();
     let api = proxy_api(&lab);
     let journal = lab.state_dir().join("run.jsonl");
-    let mut child = lab
-        .simian()
-        .args([
-            "run",
-            "scenarios/latency-monkey.yaml",
-            "--var",
-            "hold=90s",
-            "--var",
-            "before=1s",
-            "--journal",
-        ])
-        .arg(&journal)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let j = journal.to_str().unwrap();
+    let mut child = lab.spawn_quiet([
+        "run",
+        "scenarios/latency-monkey.yaml",
+        "--var",
+        "hold=90s",
+        "--var",
+        "before=1s",
+        "--journal",
+        j,
+    ]);
     assert!(
         eventually(Duration::from_secs(20), || toxic_names(
             &api,
@@ -267,16 +261,17 @@ fn via_toxiproxy_uses_the_closest_uniform_and_says_so() {
         stdout(&plan)
     );
     let journal = lab.state_dir().join("t.jsonl");
-    let mut child = lab
-        .simian()
-        .arg("run")
-        .arg(&f)
-        .args(["--var", "hold=90s", "--var", "before=1s", "--journal"])
-        .arg(&journal)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (f, j) = (f.to_str().unwrap(), journal.to_str().unwrap());
+    let mut child = lab.spawn_quiet([
+        "run",
+        f,
+        "--var",
+        "hold=90s",
+        "--var",
+        "before=1s",
+        "--journal",
+        j,
+    ]);
     assert!(
         eventually(Duration::from_secs(20), || toxic_names(
             &api,

@@ -1,6 +1,5 @@
 //! After SIGKILL of the runner, `simian recover` puts everything back from the journal.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -14,16 +13,8 @@ fn sigkill_mid_method_then_recover(action: &str, zone: &str) {
     let f = lab.experiment("kill.yaml", &yaml);
     let journal = lab.state_dir().join("run.jsonl");
     let pids = lab.zone_pids(zone);
-    let mut child = lab
-        .simian()
-        .arg("run")
-        .arg(&f)
-        .arg("--journal")
-        .arg(&journal)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (f, j) = (f.to_str().unwrap(), journal.to_str().unwrap());
+    let mut child = lab.spawn_quiet(["run", f, "--journal", j]);
     let hit = |p: &u32| match action {
         "stop" => proc_state(*p) == Some('T'),
         _ => proc_state(*p).is_none(),

@@ -232,3 +232,19 @@ pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
         .map_or(String::new(), |(_, b)| b.to_string());
     (status, body)
 }
+
+impl Lab {
+    /// `simian ARGS` in the background, output discarded (for tests that kill it).
+    pub fn spawn_quiet<I, S>(&self, args: I) -> std::process::Child
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.simian()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn simian")
+    }
+}
