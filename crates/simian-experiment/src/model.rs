@@ -195,6 +195,48 @@ pub struct Inject {
     /// Latency Monkey: delay (and fail) traffic through a Toxiproxy-compatible proxy.
     #[serde(default)]
     pub latency: Option<LatencyFault>,
+    /// Sever (or degrade) network paths with nftables rules in a table the run owns.
+    #[serde(default)]
+    pub netfilter: Option<NetfilterFault>,
+}
+
+/// A network partition: nftables drop rules in a table the run creates and
+/// deletes, never touching anyone else's rules.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetfilterFault {
+    /// The network namespace to act in (a name `ip netns` knows). Default: the host.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Which paths to cut, in the Jepsen tradition.
+    pub partition: Partition,
+    /// `both` (default), `ingress` (into group `a`/`group`) or `egress` (out of it).
+    #[serde(default)]
+    pub direction: Direction,
+    /// Share of packets dropped on the cut paths. Default 100% (a full partition).
+    #[serde(default)]
+    pub loss: Option<simian_core::Percent>,
+}
+
+/// Groups are lists of addresses or CIDRs (`10.1.0.0/24`, `fd00::1`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Partition {
+    /// Cut every path between `a` and `b`.
+    Sever { a: Vec<String>, b: Vec<String> },
+    /// Cut every path between `group` and any other address.
+    Isolate { group: Vec<String> },
+    /// Cut `a` from `b`, while `bridge` still reaches both.
+    Bridge { a: Vec<String>, b: Vec<String>, bridge: Vec<String> },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Both,
+    Ingress,
+    Egress,
 }
 
 /// Latency and errors injected through a proxy's Toxiproxy API: `simian proxy`
