@@ -7,4 +7,5 @@ mod process;
 mod proxy;
 mod recover;
 mod run;
+mod sever;
 mod validate;

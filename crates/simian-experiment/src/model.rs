@@ -195,9 +195,35 @@ pub struct Inject {
     /// Latency Monkey: delay (and fail) traffic through a Toxiproxy-compatible proxy.
     #[serde(default)]
     pub latency: Option<LatencyFault>,
+    /// Cut links that go through a Toxiproxy-compatible proxy (no root needed).
+    #[serde(default)]
+    pub sever: Option<SeverFault>,
     /// Sever (or degrade) network paths with nftables rules in a table the run owns.
     #[serde(default)]
     pub netfilter: Option<NetfilterFault>,
+}
+
+/// Cuts links that go through proxies: the lab's replication links, or any
+/// service already fronted by `simian proxy` or Toxiproxy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeverFault {
+    /// The proxies' admin API, e.g. `${lab.proxy}`.
+    pub api: String,
+    /// The proxies to cut, by name.
+    pub proxies: Vec<String>,
+    /// `disable` (default: the proxy goes down, connections are refused and closed) or
+    /// `blackhole` (connections stay open, nothing gets through: a `timeout` toxic).
+    #[serde(default)]
+    pub how: SeverHow,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverHow {
+    #[default]
+    Disable,
+    Blackhole,
 }
 
 /// A network partition: nftables drop rules in a table the run creates and
@@ -227,7 +253,11 @@ pub enum Partition {
     /// Cut every path between `group` and any other address.
     Isolate { group: Vec<String> },
     /// Cut `a` from `b`, while `bridge` still reaches both.
-    Bridge { a: Vec<String>, b: Vec<String>, bridge: Vec<String> },
+    Bridge {
+        a: Vec<String>,
+        b: Vec<String>,
+        bridge: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

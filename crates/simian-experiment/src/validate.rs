@@ -308,19 +308,55 @@ fn steps(
                         );
                     }
                 }
-                match (&inj.process, &inj.latency) {
-                    (None, None) => ctx.at_key(
+                let given: Vec<&str> = [
+                    ("process", inj.process.is_some()),
+                    ("latency", inj.latency.is_some()),
+                    ("sever", inj.sever.is_some()),
+                    ("netfilter", inj.netfilter.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(k, set)| set.then_some(k))
+                .collect();
+                match given.as_slice() {
+                    [] => ctx.at_key(
                         &at,
                         "this `inject` names no fault",
-                        Some("add a backend key: `process: {...}` or `latency: {...}`".into()),
+                        Some(
+                            "add a backend key: `process`, `latency`, `sever` or `netfilter`"
+                                .into(),
+                        ),
                     ),
-                    (Some(_), Some(_)) => ctx.at_key(
-                        &at.key("latency"),
+                    [_] => {}
+                    [_, second, ..] => ctx.at_key(
+                        &at.key(second),
                         "one `inject` step injects one fault",
-                        Some("split `process` and `latency` into two steps (a `parallel` group runs them at once)".into()),
+                        Some(format!(
+                            "split {} into separate steps (a `parallel` group runs them at once)",
+                            given.join(", ")
+                        )),
                     ),
-                    (Some(p), None) => process(ctx, e, p, &at.key("process")),
-                    (None, Some(l)) => latency(ctx, e, l, &at.key("latency")),
+                }
+                if let Some(p) = &inj.process {
+                    process(ctx, e, p, &at.key("process"));
+                }
+                if let Some(l) = &inj.latency {
+                    latency(ctx, e, l, &at.key("latency"));
+                }
+                if let Some(s) = &inj.sever {
+                    if s.proxies.is_empty() {
+                        ctx.at(
+                            &at.key("sever").key("proxies"),
+                            "no proxies to cut",
+                            Some("name them, e.g. `[repl-us-east-us-west]`".into()),
+                        );
+                    }
+                    if !s.api.starts_with("http://") {
+                        ctx.at(
+                            &at.key("sever").key("api"),
+                            format!("`{}` is not an http:// address", s.api),
+                            Some("e.g. `${lab.proxy}`".into()),
+                        );
+                    }
                 }
                 faults.push(FaultSite {
                     name,
@@ -337,6 +373,10 @@ fn backend(inj: &Inject) -> &'static str {
         "process"
     } else if inj.latency.is_some() {
         "latency"
+    } else if inj.sever.is_some() {
+        "sever"
+    } else if inj.netfilter.is_some() {
+        "netfilter"
     } else {
         "fault"
     }

@@ -8,6 +8,7 @@ mod error;
 mod latency;
 mod process;
 mod procfs;
+mod sever;
 
 use async_trait::async_trait;
 use rand_chacha::ChaCha8Rng;
@@ -18,6 +19,7 @@ use simian_lab::LabState;
 pub use error::FaultError;
 pub use latency::LatencyRevert;
 pub use process::{ProcessRevert, Restart, RevertTarget};
+pub use sever::SeverRevert;
 
 /// What a fault will do, resolved before anything is injected (the dry run).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +46,7 @@ pub struct Plan {
 pub enum RevertRecord {
     Process(ProcessRevert),
     Latency(LatencyRevert),
+    Sever(SeverRevert),
 }
 
 /// What a revert did, for reports.
@@ -77,15 +80,20 @@ pub async fn build(
     inject: &Inject,
     ctx: &mut BuildCtx<'_>,
 ) -> Result<Box<dyn Fault>, FaultError> {
-    match (&inject.process, &inject.latency) {
-        (Some(p), _) => Ok(Box::new(process::ProcessFault::build(p, ctx)?)),
-        (None, Some(l)) => Ok(Box::new(
-            latency::LatencyFault::build(name, l, ctx.run_proxy_api).await?,
-        )),
-        (None, None) => Err(FaultError::Config(
-            "the inject step names no backend".into(),
-        )),
+    if let Some(p) = &inject.process {
+        return Ok(Box::new(process::ProcessFault::build(p, ctx)?));
     }
+    if let Some(l) = &inject.latency {
+        return Ok(Box::new(
+            latency::LatencyFault::build(name, l, ctx.run_proxy_api).await?,
+        ));
+    }
+    if let Some(s) = &inject.sever {
+        return Ok(Box::new(sever::SeverFault::build(name, s).await?));
+    }
+    Err(FaultError::Config(
+        "the inject step names no backend".into(),
+    ))
 }
 
 /// Undoes a recorded fault. Safe to call again on an already reverted one.
@@ -93,5 +101,6 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
     match record {
         RevertRecord::Process(p) => process::revert(p).await,
         RevertRecord::Latency(l) => latency::revert(l).await,
+        RevertRecord::Sever(s) => sever::revert(s).await,
     }
 }

@@ -218,6 +218,13 @@ impl Client {
         }
     }
 
+    /// Enables or disables a proxy (a disabled proxy refuses and closes connections).
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<Proxy, Error> {
+        let body = serde_json::json!({ "enabled": enabled });
+        self.json(Method::POST, &format!("/proxies/{}", enc(name)), Some(body))
+            .await
+    }
+
     pub async fn toxics(&self, proxy: &str) -> Result<Vec<Toxic>, Error> {
         self.json(
             Method::GET,
