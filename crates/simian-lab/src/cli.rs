@@ -116,6 +116,13 @@ pub struct InstanceArgs {
 pub struct StoreArgs {
     #[arg(long)]
     pub region: String,
+    /// Keep the write-ahead file here and find replication links in its `replication.json`;
+    /// without it the store lives in memory and does not replicate.
+    #[arg(long, value_name = "DIR")]
+    pub lab_dir: Option<std::path::PathBuf>,
+    /// A region to ship this store's writes to (repeatable); needs --lab-dir.
+    #[arg(long, value_name = "REGION")]
+    pub peer: Vec<String>,
     /// 0 picks a free port.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -191,7 +198,9 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
             };
             crate::instance::run(info, a.port, a.parent_pid, a.store).await
         }
-        LabCommand::Store(a) => crate::store::run(a.region, a.port, a.parent_pid).await,
+        LabCommand::Store(a) => {
+            crate::store::run(a.region, a.port, a.parent_pid, a.lab_dir, a.peer).await
+        }
     }
 }
 
@@ -223,6 +232,12 @@ fn render_topology(state: &LabState, state_dir: &Path) -> String {
             region.store.pid,
             via(&region.store_proxy, &region.store.url),
         ));
+        for link in &region.replication {
+            out.push_str(&format!(
+                "  {:<26} replicates to {} via {}\n",
+                link.proxy, link.to, link.listen
+            ));
+        }
         for zone in &region.zones {
             for inst in &zone.instances {
                 out.push_str(&format!(

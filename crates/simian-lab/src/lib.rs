@@ -3,7 +3,9 @@
 //! router that spreads requests over its instances and routes around the dead ones, and a
 //! key-value store that its instances read on every request, through an embedded fault proxy
 //! (one Toxiproxy-style proxy per region, `store-<region>`) so that latency and errors can be
-//! injected into that dependency.
+//! injected into that dependency. Stores replicate their writes to every other region
+//! asynchronously, each link through its own TCP-mode proxy (`repl-<from>-<to>`), so that
+//! severing it partitions replication while every region keeps serving.
 //!
 //! A detached supervisor process (`simian lab supervise`) owns the instances, stores, edges
 //! and the proxy, and answers a control socket; this crate's functions ([`up`], [`down`],
@@ -28,6 +30,6 @@ pub use error::LabError;
 pub use lifecycle::{down, ensure_running, status, up};
 pub use state::{
     load, Instance, InstanceStatus, LabPaths, LabState, LabStatus, ProcessState, Region,
-    RegionStatus, Store, StoreStatus, Zone,
+    RegionStatus, ReplLink, Store, StoreStatus, Zone,
 };
 pub use topology::LabSpec;

@@ -37,6 +37,16 @@ impl LabPaths {
     pub fn instance_log(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.log"))
     }
+    /// The write-ahead file of store `id` (`store-<region>`); kept while the lab runs
+    /// (a restarted store reloads it), removed when a new lab starts.
+    pub fn wal(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.wal"))
+    }
+    /// The replication links (`[{from, to, proxy, addr}]`), written by the supervisor for
+    /// the stores to find their peers.
+    pub fn replication(&self) -> PathBuf {
+        self.dir.join("replication.json")
+    }
 }
 
 /// A running lab: who supervises it, where its edges, instances, stores and proxy listen.
@@ -66,7 +76,22 @@ pub struct Region {
     /// without a working proxy.)
     #[serde(default)]
     pub store_proxy: String,
+    /// The links carrying this region's writes to the other regions, one per peer.
+    #[serde(default)]
+    pub replication: Vec<ReplLink>,
     pub zones: Vec<Zone>,
+}
+
+/// One replication link, from its region to `to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplLink {
+    /// The peer region.
+    pub to: String,
+    /// The TCP-mode fault proxy carrying it, `repl-<from>-<to>`: disable it (or add a
+    /// `timeout` toxic) to partition replication.
+    pub proxy: String,
+    /// The proxy's listen address, `127.0.0.1:PORT` (the peer store's own without a proxy).
+    pub listen: String,
 }
 
 /// One store process. `pid` is the latest one the supervisor started.
@@ -136,7 +161,8 @@ impl LabState {
     /// Variables for experiments: `lab.REGION.edge` -> edge URL, `lab.INSTANCE_ID` -> instance
     /// URL, `lab.regions` -> `us-east,us-west`, `lab.proxy` -> the fault proxy's admin API,
     /// `lab.REGION.store` -> the store's own URL, `lab.REGION.store_proxy` -> the URL of the
-    /// proxy in front of it (named `store-REGION` in the admin API).
+    /// proxy in front of it (named `store-REGION` in the admin API), `lab.repl.FROM.TO` -> the
+    /// name of the proxy carrying FROM's writes to TO (`repl-FROM-TO`).
     pub fn variables(&self) -> BTreeMap<String, String> {
         let mut vars = BTreeMap::new();
         let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();
@@ -152,6 +178,12 @@ impl LabState {
                 format!("lab.{}.store_proxy", region.name),
                 region.store_proxy.clone(),
             );
+            for link in &region.replication {
+                vars.insert(
+                    format!("lab.repl.{}.{}", region.name, link.to),
+                    link.proxy.clone(),
+                );
+            }
         }
         for instance in self.instances() {
             vars.insert(format!("lab.{}", instance.id), instance.url.clone());
@@ -317,6 +349,11 @@ mod tests {
                     edge: "http://127.0.0.1:9000".into(),
                     store: store("us-east", 9050),
                     store_proxy: "http://127.0.0.1:9060".into(),
+                    replication: vec![ReplLink {
+                        to: "us-west".into(),
+                        proxy: "repl-us-east-us-west".into(),
+                        listen: "127.0.0.1:9070".into(),
+                    }],
                     zones: vec![Zone {
                         name: "us-east-a".into(),
                         instances: vec![inst("us-east-a-1", "us-east-a", "us-east", 9001)],
@@ -327,6 +364,11 @@ mod tests {
                     edge: "http://127.0.0.1:9100".into(),
                     store: store("us-west", 9150),
                     store_proxy: "http://127.0.0.1:9160".into(),
+                    replication: vec![ReplLink {
+                        to: "us-east".into(),
+                        proxy: "repl-us-west-us-east".into(),
+                        listen: "127.0.0.1:9170".into(),
+                    }],
                     zones: vec![Zone {
                         name: "us-west-a".into(),
                         instances: vec![inst("us-west-a-1", "us-west-a", "us-west", 9101)],
@@ -346,7 +388,9 @@ mod tests {
         assert_eq!(vars["lab.proxy"], "http://127.0.0.1:8474");
         assert_eq!(vars["lab.us-east.store"], "http://127.0.0.1:9050");
         assert_eq!(vars["lab.us-west.store_proxy"], "http://127.0.0.1:9160");
-        assert_eq!(vars.len(), 10);
+        assert_eq!(vars["lab.repl.us-east.us-west"], "repl-us-east-us-west");
+        assert_eq!(vars["lab.repl.us-west.us-east"], "repl-us-west-us-east");
+        assert_eq!(vars.len(), 12);
     }
 
     #[test]
@@ -365,6 +409,7 @@ mod tests {
         for r in v["regions"].as_array_mut().unwrap() {
             r.as_object_mut().unwrap().remove("store");
             r.as_object_mut().unwrap().remove("store_proxy");
+            r.as_object_mut().unwrap().remove("replication");
         }
         let state: LabState = serde_json::from_value(v).unwrap();
         assert_eq!(state.instances().count(), 2);

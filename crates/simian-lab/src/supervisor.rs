@@ -1,7 +1,9 @@
 //! The supervisor (`simian lab supervise`): spawns one store per region, runs the embedded
 //! fault proxy with one proxy per store (`store-<region>`), spawns the instances (each told
 //! to reach its region's store through that proxy), runs one edge router per region, keeps
-//! `state.json` current and answers the control socket.
+//! `state.json` current and answers the control socket. It also creates one TCP-mode proxy
+//! per replication link (`repl-<from>-<to>`, upstream: `<to>`'s store) and tells the stores
+//! where they are in `replication.json`.
 //!
 //! It never restarts an instance or a store on its own: a chaos experiment that kills a zone
 //! must see the zone stay dead. It reaps dead processes, reports them dead, and brings one
@@ -27,8 +29,9 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use crate::control::{Reply, Request};
 use crate::edge::{Backend, Edge, EdgeConfig};
 use crate::state::{
-    write_state, InstanceStatus, LabPaths, ProcessState, RegionStatus, StoreStatus,
+    write_state, InstanceStatus, LabPaths, ProcessState, RegionStatus, ReplLink, StoreStatus,
 };
+use crate::store::repl::{self, Link};
 use crate::store::store_id;
 use crate::{procfs, Instance, LabError, LabSpec, LabState, LabStatus, Region, Store, Zone};
 
@@ -112,6 +115,8 @@ struct Sup {
     proxy_api: OnceLock<String>,
     /// Per region, fixed once the proxy runs: a restarted instance gets the same `--store`.
     routes: OnceLock<Vec<StoreRoute>>,
+    /// The replication links, fixed once the proxy runs.
+    links: OnceLock<Vec<Link>>,
     /// Set (under the `members` lock) when shutdown starts: nothing new gets spawned.
     stopping: AtomicBool,
     /// True once shutdown finished.
@@ -131,7 +136,12 @@ pub async fn run(state_dir: &Path, spec: LabSpec) -> Result<i32, LabError> {
     std::fs::create_dir_all(&paths.dir)
         .map_err(|e| LabError::io(format!("create {}", paths.dir.display()), e))?;
     let _lock = take_lock(state_dir, &paths)?;
-    for stale in [paths.state(), paths.control()] {
+    // A new lab starts with empty stores: the write-ahead files of the last one go too.
+    let wals = crate::topology::REGION_NAMES.map(|r| paths.wal(&store_id(r)));
+    for stale in [paths.state(), paths.control(), paths.replication()]
+        .into_iter()
+        .chain(wals)
+    {
         let _ = std::fs::remove_file(stale);
     }
 
@@ -172,6 +182,7 @@ pub async fn run(state_dir: &Path, spec: LabSpec) -> Result<i32, LabError> {
         proxy: Default::default(),
         proxy_api: OnceLock::new(),
         routes: OnceLock::new(),
+        links: OnceLock::new(),
         stopping: AtomicBool::new(false),
         shut_down: Default::default(),
         exit: Default::default(),
@@ -332,7 +343,7 @@ impl Sup {
                 .map(|m| (m.id.clone(), m.region.clone(), m.addr()))
                 .collect()
         };
-        let configs = stores
+        let mut configs: Vec<ProxyConfig> = stores
             .iter()
             .map(|(id, _, addr)| ProxyConfig {
                 name: id.clone(),
@@ -342,6 +353,26 @@ impl Sup {
                 mode: Mode::Http,
             })
             .collect();
+        // Replication links: from each region to every other, upstream the peer's store.
+        let mut links = Vec::new();
+        for (_, from, _) in &stores {
+            for (_, to, to_addr) in stores.iter().filter(|(_, to, _)| to != from) {
+                let name = repl::proxy_name(from, to);
+                configs.push(ProxyConfig {
+                    name: name.clone(),
+                    listen: "127.0.0.1:0".into(),
+                    upstream: to_addr.to_string(),
+                    enabled: true,
+                    mode: Mode::Tcp,
+                });
+                links.push(Link {
+                    from: from.clone(),
+                    to: to.clone(),
+                    proxy: name,
+                    addr: *to_addr,
+                });
+            }
+        }
         let server = Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), configs)
             .await
             .map_err(|e| format!("start the fault proxy: {e}"))?;
@@ -371,8 +402,25 @@ impl Sup {
             };
             routes.push(StoreRoute { region, via });
         }
+        for link in &mut links {
+            match server.proxy_addr(&link.proxy) {
+                Some(proxy) => {
+                    eprintln!(
+                        "proxy {}: listening on {proxy}, upstream {}",
+                        link.proxy, link.addr
+                    );
+                    link.addr = proxy;
+                }
+                None => eprintln!(
+                    "proxy {}: not available; {} replicates to {} directly",
+                    link.proxy, link.from, link.to
+                ),
+            }
+        }
+        write_links(&self.paths, &links)?;
         let _ = self.proxy_api.set(api);
         let _ = self.routes.set(routes);
+        let _ = self.links.set(links);
         *self.proxy.lock().await = Some(server);
         Ok(())
     }
@@ -417,7 +465,18 @@ impl Sup {
                 }
             }
             Role::Store => {
-                cmd.args(["lab", "store", "--region", &region]);
+                cmd.args(["lab", "store", "--region", &region])
+                    .arg("--lab-dir")
+                    .arg(&self.paths.dir);
+                // `--peer=REGION` as one argument: the bare region name identifies this store.
+                for peer in self
+                    .spec
+                    .region_names()
+                    .into_iter()
+                    .filter(|p| *p != region)
+                {
+                    cmd.arg(format!("--peer={peer}"));
+                }
             }
         }
         cmd.args(["--port", &port.to_string()])
@@ -572,6 +631,18 @@ impl Sup {
                     name: region.to_string(),
                     edge: edges.get(region).cloned().unwrap_or_default(),
                     store_proxy: self.store_route(region).unwrap_or_default().to_string(),
+                    replication: self
+                        .links
+                        .get()
+                        .into_iter()
+                        .flatten()
+                        .filter(|l| l.from == region)
+                        .map(|l| ReplLink {
+                            to: l.to.clone(),
+                            proxy: l.proxy.clone(),
+                            listen: l.addr.to_string(),
+                        })
+                        .collect(),
                     store,
                     zones: self
                         .spec
@@ -740,6 +811,16 @@ impl Sup {
             }
         }
     }
+}
+
+/// Writes `replication.json` atomically: a store reading it sees every link or none.
+fn write_links(paths: &LabPaths, links: &[Link]) -> Result<(), String> {
+    let path = paths.replication();
+    let tmp = paths.dir.join("replication.json.tmp");
+    let json = serde_json::to_vec_pretty(links).expect("links serialize");
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 /// `GET /health` answered 200 within 200ms.

@@ -3,9 +3,15 @@
 //! ```text
 //! GET  /kv/{key}   200 + the value (header x-simian-seq: the write that set it), or 404
 //! PUT  /kv/{key}   body = the value; 204 (header x-simian-seq: this write)
-//! GET  /health     200 "ok"
-//! GET  /metrics    Prometheus text: requests by operation, keys, last write number
+//! GET  /health        200 "ok"
+//! GET  /replication   JSON: per peer region sent, acked, queue_depth, lag_ms, connected;
+//!                     per origin region the writes applied from it
+//! GET  /metrics       Prometheus text: requests by operation, keys, last write number,
+//!                     replication queue depth, lag, sent and applied
 //! ```
+//!
+//! The same port takes replication connections from the other regions' stores: one that
+//! starts with `#` speaks the protocol of [`super::repl`], anything else HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,7 +21,9 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
+use super::repl::{PeerAddr, Replication};
 use super::Kv;
 use crate::http::{self, Body};
 use crate::LabError;
@@ -35,21 +43,43 @@ struct Counters {
 struct Shared {
     region: String,
     kv: Arc<Kv>,
+    repl: Arc<Replication>,
     counters: Counters,
 }
 
-/// Serves `kv` as `region`'s store on `listener` until dropped.
-pub async fn serve(listener: TcpListener, region: String, kv: Arc<Kv>) {
+/// Serves `kv` (its region's store) and takes replication connections on `listener` until
+/// dropped. Connections live in a `JoinSet` owned by this future, so dropping it closes them.
+pub async fn serve(listener: TcpListener, kv: Arc<Kv>, repl: Arc<Replication>) {
     let shared = Arc::new(Shared {
-        region,
+        region: kv.region().to_string(),
         kv,
+        repl,
         counters: Counters::default(),
     });
-    http::serve(listener, move |req| {
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        async move { handle(&shared, req).await }
-    })
-    .await
+        conns.spawn(async move {
+            let mut first = [0u8; 1];
+            let peek = std::time::Duration::from_secs(10);
+            if let Ok(Ok(1)) = tokio::time::timeout(peek, stream.peek(&mut first)).await {
+                if first[0] == b'#' {
+                    return shared.repl.receive(stream).await;
+                }
+            }
+            http::serve_connection(stream, move |req| {
+                let shared = shared.clone();
+                async move { handle(&shared, req).await }
+            })
+            .await
+        });
+    }
 }
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
@@ -60,6 +90,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     }
     if path == "/metrics" {
         return metrics(shared);
+    }
+    if path == "/replication" {
+        let json = serde_json::to_vec_pretty(&shared.repl.report()).expect("reports serialize");
+        let mut resp = Response::new(http::full(json));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return resp;
     }
     let Some(key) = path.strip_prefix("/kv/").filter(|k| !k.is_empty()) else {
         c.rejected.fetch_add(1, Ordering::Relaxed);
@@ -98,7 +135,16 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
                     );
                 }
             };
-            let record = shared.kv.put(&key, value);
+            let record = match shared.kv.put(&key, value) {
+                Ok(record) => record,
+                Err(e) => {
+                    c.rejected.fetch_add(1, Ordering::Relaxed);
+                    return http::text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot log the write: {e}\n"),
+                    );
+                }
+            };
             c.put.fetch_add(1, Ordering::Relaxed);
             let mut resp = http::text(StatusCode::NO_CONTENT, "");
             resp.headers_mut()
@@ -142,6 +188,7 @@ fn metrics(shared: &Shared) -> Response<Body> {
         shared.kv.len(),
         shared.kv.last_seq(),
     );
+    let body = body + &replication_metrics(region, &shared.repl.report());
     let mut resp = http::text(StatusCode::OK, body);
     resp.headers_mut().insert(
         CONTENT_TYPE,
@@ -150,14 +197,90 @@ fn metrics(shared: &Shared) -> Response<Body> {
     resp
 }
 
+/// The replication families: `from` is this region for what it ships, the origin for what
+/// it applied.
+fn replication_metrics(region: &str, report: &super::repl::Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    };
+    let peers = |f: &dyn Fn(&super::repl::PeerReport) -> String| {
+        report
+            .peers
+            .iter()
+            .map(|(to, p)| (format!("from=\"{region}\",to=\"{to}\""), f(p)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        "simian_lab_replication_queue_depth",
+        "gauge",
+        "Local writes the peer region has not acknowledged.",
+        peers(&|p| p.queue_depth.to_string()),
+    );
+    family(
+        "simian_lab_replication_lag_seconds",
+        "gauge",
+        "Age of the oldest write the peer region has not acknowledged (0: none).",
+        peers(&|p| format!("{:.3}", p.lag_ms as f64 / 1000.0)),
+    );
+    family(
+        "simian_lab_replication_sent_total",
+        "counter",
+        "Writes sent to the peer region, resends included.",
+        peers(&|p| p.sent.to_string()),
+    );
+    family(
+        "simian_lab_replication_connected",
+        "gauge",
+        "Whether the link to the peer region is up.",
+        peers(&|p| u8::from(p.connected).to_string()),
+    );
+    family(
+        "simian_lab_replication_applied_total",
+        "counter",
+        "Writes replicated from the origin region and applied here.",
+        report
+            .applied
+            .iter()
+            .map(|(from, n)| (format!("from=\"{from}\",to=\"{region}\""), n.to_string()))
+            .collect(),
+    );
+    out
+}
+
 /// The `simian lab store` process: `region`'s store, preloaded, on `127.0.0.1:port`. Same
 /// conventions as an instance: dies with its supervisor, prints `listening 127.0.0.1:PORT`
 /// once bound, serves until SIGTERM or SIGINT.
-pub async fn run(region: String, port: u16, parent_pid: Option<u32>) -> Result<i32, LabError> {
+///
+/// With a `lab_dir`, the store keeps its write-ahead file there (`store-<region>.wal`) and
+/// ships its writes to each of `peers`, at the address `replication.json` there gives.
+pub async fn run(
+    region: String,
+    port: u16,
+    parent_pid: Option<u32>,
+    lab_dir: Option<std::path::PathBuf>,
+    peers: Vec<String>,
+) -> Result<i32, LabError> {
     let id = super::store_id(&region);
-    let kv = Arc::new(Kv::preloaded(&region));
-    crate::child::run(&id, port, parent_pid, |listener| {
-        serve(listener, region, kv)
+    let (kv, peers) = match &lab_dir {
+        Some(dir) => {
+            let wal = dir.join(format!("{id}.wal"));
+            let kv = Kv::open(&region, &wal)
+                .map_err(|e| LabError::io(format!("open {}", wal.display()), e))?;
+            let links = PeerAddr::File(dir.join("replication.json"));
+            let peers = peers.into_iter().map(|p| (p, links.clone())).collect();
+            (kv, peers)
+        }
+        None => (Kv::preloaded(&region), Vec::new()),
+    };
+    let kv = Arc::new(kv);
+    crate::child::run(&id, port, parent_pid, |listener| async move {
+        let repl = Replication::start(kv.clone(), peers);
+        serve(listener, kv, repl).await
     })
     .await
 }
@@ -170,7 +293,8 @@ pub(crate) async fn spawn_local(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let kv = Arc::new(Kv::preloaded(region));
-    (addr, tokio::spawn(serve(listener, region.to_string(), kv)))
+    let repl = Replication::start(kv.clone(), Vec::new());
+    (addr, tokio::spawn(serve(listener, kv, repl)))
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The region's key-value store: the dependency that instances read on every request.
 //!
-//! [`kv`] holds the data and numbers every write; [`api`] serves it over HTTP/1.1 and runs it
-//! as its own process (`simian lab store`). Writes go through one place, [`kv::Kv::put`],
-//! which returns the numbered record it applied: that record is what a write-ahead file
-//! would append and what cross-region replication would ship.
+//! [`kv`] holds the data and numbers every write; [`wal`] makes it durable (a write-ahead
+//! file per store, reloaded on restart); [`repl`] ships each region's own writes to the other
+//! regions and applies theirs; [`api`] serves it all over HTTP/1.1 and runs it as its own
+//! process (`simian lab store`). Local writes go through [`kv::Kv::put`], replicated ones
+//! through [`kv::Kv::apply`]; both log the numbered record before it counts.
 
 pub mod api;
 pub mod kv;
+pub mod repl;
+pub mod wal;
 
 pub use api::{run, serve};
 pub use kv::{Kv, Record, Value};
