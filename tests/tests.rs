@@ -3,6 +3,7 @@
 mod common;
 mod lab;
 mod latency;
+mod netfilter;
 mod process;
 mod proxy;
 mod recover;

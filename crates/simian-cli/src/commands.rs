@@ -74,6 +74,7 @@ fn load(file: &Path, source: &str, vars: &Vars) -> Result<Loaded, i32> {
     let env = Env {
         var: &var,
         check_probe: &check,
+        check_netfilter: &simian_injectors::netfilter::check,
     };
     simian_experiment::load(&file.display().to_string(), source, &env).map_err(|diags| {
         print_diags(&diags, source);

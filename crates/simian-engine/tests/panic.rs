@@ -68,6 +68,7 @@ async fn a_panic_mid_method_reverts_from_the_journal() {
         &Env {
             var: &var,
             check_probe: &check,
+            check_netfilter: &|_| Vec::new(),
         },
     )
     .unwrap();

@@ -59,6 +59,7 @@ fn bed(method: &str, extra: &str, apply_takes: Duration) -> Bed {
         &Env {
             var: &var,
             check_probe: &check,
+            check_netfilter: &|_| Vec::new(),
         },
     )
     .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.render(&yaml)).collect::<String>()));

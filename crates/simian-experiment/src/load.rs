@@ -44,6 +44,8 @@ pub struct Env<'a> {
     pub var: &'a dyn Fn(&str) -> Option<String>,
     /// Checks a probe spec, returning every problem as a message.
     pub check_probe: &'a dyn Fn(&ProbeSpec) -> Vec<String>,
+    /// Checks a netfilter fault (addresses, groups), every problem as a message.
+    pub check_netfilter: &'a dyn Fn(&NetfilterFault) -> Vec<String>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -436,6 +438,7 @@ mod tests {
             &Env {
                 var: &var,
                 check_probe: &check,
+                check_netfilter: &|_| Vec::new(),
             },
         )
     }

@@ -111,6 +111,7 @@ pub(crate) fn validate(
     steps(
         ctx,
         e,
+        env,
         &e.method,
         &root.key("method"),
         &mut faults,
@@ -245,6 +246,7 @@ fn assertions(ctx: &mut Ctx, known: &[&str], texts: &[String], at: &Path) -> Vec
 fn steps(
     ctx: &mut Ctx,
     e: &Experiment,
+    env: &Env,
     list: &[Step],
     at: &Path,
     faults: &mut Vec<FaultSite>,
@@ -262,7 +264,7 @@ fn steps(
                         Some("list the steps to run at once".into()),
                     );
                 }
-                steps(ctx, e, inner, &path.key("parallel"), faults, names);
+                steps(ctx, e, env, inner, &path.key("parallel"), faults, names);
             }
             Step::Revert(name) => {
                 if !names.contains(name) {
@@ -341,6 +343,11 @@ fn steps(
                 }
                 if let Some(l) = &inj.latency {
                     latency(ctx, e, l, &at.key("latency"));
+                }
+                if let Some(n) = &inj.netfilter {
+                    for problem in (env.check_netfilter)(n) {
+                        ctx.at(&at.key("netfilter"), problem, None);
+                    }
                 }
                 if let Some(s) = &inj.sever {
                     if s.proxies.is_empty() {

@@ -6,6 +6,7 @@
 
 mod error;
 mod latency;
+pub mod netfilter;
 mod process;
 mod procfs;
 mod sever;
@@ -18,6 +19,7 @@ use simian_lab::LabState;
 
 pub use error::FaultError;
 pub use latency::LatencyRevert;
+pub use netfilter::NetfilterRevert;
 pub use process::{ProcessRevert, Restart, RevertTarget};
 pub use sever::SeverRevert;
 
@@ -46,6 +48,7 @@ pub struct Plan {
 pub enum RevertRecord {
     Process(ProcessRevert),
     Latency(LatencyRevert),
+    Netfilter(NetfilterRevert),
     Sever(SeverRevert),
 }
 
@@ -91,6 +94,9 @@ pub async fn build(
     if let Some(s) = &inject.sever {
         return Ok(Box::new(sever::SeverFault::build(name, s).await?));
     }
+    if let Some(n) = &inject.netfilter {
+        return Ok(Box::new(netfilter::NetfilterFault::build(name, n)?));
+    }
     Err(FaultError::Config(
         "the inject step names no backend".into(),
     ))
@@ -101,6 +107,7 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
     match record {
         RevertRecord::Process(p) => process::revert(p).await,
         RevertRecord::Latency(l) => latency::revert(l).await,
+        RevertRecord::Netfilter(n) => netfilter::revert(n).await,
         RevertRecord::Sever(s) => sever::revert(s).await,
     }
 }

@@ -401,6 +401,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut kids = unique_sleepers(dir.path(), "smn-inj-test", 3);
         let pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+        // A child is only named after its program once it has exec'd: wait for all three.
+        for _ in 0..200 {
+            if pids
+                .iter()
+                .all(|p| procfs::comm(*p).as_deref() == Some("smn-inj-test"))
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let f = build(ProcessTarget::Name("smn-inj-test".into()), "2").unwrap();
         assert_eq!((f.plan().eligible, f.plan().targets.len()), (3, 2));
         let again = build(ProcessTarget::Name("smn-inj-test".into()), "2").unwrap();
@@ -412,12 +422,20 @@ mod tests {
 
         let record = f.prepare().await.unwrap();
         f.apply(&record).await.unwrap();
-        let stopped: Vec<u32> = pids
-            .iter()
-            .copied()
-            .filter(|p| procfs::stat(*p).unwrap().0 == 'T')
-            .collect();
-        assert_eq!(stopped.len(), 2);
+        // SIGSTOP lands when the target next runs: poll (bounded) rather than race it.
+        let stopped = || {
+            pids.iter()
+                .filter(|p| procfs::stat(**p).unwrap().0 == 'T')
+                .count()
+        };
+        for _ in 0..200 {
+            if stopped() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let stopped = stopped();
+        assert_eq!(stopped, 2);
         let RevertRecord::Process(r) = &record else {
             unreachable!()
         };
