@@ -56,13 +56,7 @@ fn latency_monkey_scenario_holds_and_removes_exactly_its_toxics() {
         .arg(&json)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert_eq!(toxic_names(&api, "store-us-east"), vec!["keep-me"]);
     // The slowdown was real: the worst p50 during the method is well above the baseline's.
     let r: serde_json::Value =
@@ -101,13 +95,7 @@ fn a_hypothesis_too_strict_for_the_slow_store_deviates() {
         .args(SHORT)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     assert!(toxic_names(&proxy_api(&lab), "store-us-east").is_empty());
 }
 
@@ -203,13 +191,7 @@ method:
         .arg(&json)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let during = r["assertions"]

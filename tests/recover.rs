@@ -32,13 +32,7 @@ fn sigkill_mid_method_then_recover(action: &str, zone: &str) {
     );
 
     let out = lab.simian().arg("recover").arg(&journal).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("reverted zone-down"),
         "{}",

@@ -29,13 +29,7 @@ fn chaos_gorilla_scenario_holds_and_the_zone_comes_back() {
         .arg(lab.state_dir().join("run.json"))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains("chaos-gorilla — HELD (exit 0)"),
         "{}",
@@ -88,13 +82,7 @@ fn a_hypothesis_too_strict_for_a_zone_loss_deviates() {
         .arg(&junit)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let s = stdout(&out);
     assert!(s.contains("DEVIATED"), "{s}");
     assert!(s.contains("✘ during  zone_a.success_ratio >= 99%"), "{s}");
@@ -126,13 +114,7 @@ fn a_tripped_stop_condition_aborts_and_brings_the_zone_back() {
         .arg(&json)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
     // It stopped long before the 60s hold.
     assert!(
         started.elapsed() < Duration::from_secs(40),
@@ -184,13 +166,7 @@ fn a_signal_mid_method_reverts_and_exits_promptly(signal: nix::sys::signal::Sign
         "took {:?} to stop",
         sent.elapsed()
     );
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 2);
     assert!(
         stdout(&out).contains(&format!("{signal} received")),
         "{}",
@@ -218,13 +194,7 @@ fn an_unsteady_system_is_not_run_and_nothing_is_injected() {
         &gorilla("us-east-a", &["users.p50 < 1us"], &[], "3s"),
     );
     let out = lab.simian().arg("run").arg(&f).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 3);
     assert!(
         stdout(&out).contains("not steady before the method"),
         "{}",
@@ -255,13 +225,7 @@ fn run_lab_starts_and_removes_a_throwaway_lab() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(
         !dir.path().join("lab/state.json").exists(),
         "throwaway lab left behind"

@@ -248,3 +248,15 @@ impl Lab {
             .expect("spawn simian")
     }
 }
+
+/// Asserts the exit code, showing both outputs when it differs.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
