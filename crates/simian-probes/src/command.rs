@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use simian_core::{Observation, Recorder};
+use simian_core::Recorder;
 use simian_experiment::CommandProbe;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -45,26 +45,10 @@ pub fn spawn(
     if !problems.is_empty() {
         return Err(ProbeError::Invalid(problems));
     }
-    let (run, interval, timeout) = (Arc::<str>::from(c.run.as_str()), c.interval.0, c.timeout.0);
-    Ok(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        let mut runs = JoinSet::new();
-        loop {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                due = ticks.tick() => {
-                    while runs.try_join_next().is_some() {}
-                    let (run, recorder) = (run.clone(), recorder.clone());
-                    runs.spawn(async move {
-                        let (ok, value) = run_once(&run, due + timeout).await;
-                        let at = Instant::now();
-                        recorder.record(Observation { at, ok, latency: at - due, value });
-                    });
-                }
-            }
-        }
-        while runs.join_next().await.is_some() {}
+    let (run, timeout) = (Arc::<str>::from(c.run.as_str()), c.timeout.0);
+    Ok(crate::every(c.interval.0, recorder, cancel, move |due| {
+        let run = run.clone();
+        async move { run_once(&run, due + timeout).await }
     }))
 }
 

@@ -55,6 +55,41 @@ pub fn spawn(
     }
 }
 
+/// Runs `observe(due)` once every `interval`, each on its own task so a slow one
+/// does not delay the next, and records what it returns: `(ok, value)`, with the
+/// latency counted from `due`. On cancel, waits for the ones in flight.
+fn every<F, Fut>(
+    interval: std::time::Duration,
+    recorder: Arc<Recorder>,
+    cancel: CancellationToken,
+    observe: F,
+) -> JoinHandle<()>
+where
+    F: Fn(tokio::time::Instant) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = (bool, Option<f64>)> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                due = ticks.tick() => {
+                    while running.try_join_next().is_some() {}
+                    let (fut, recorder) = (observe(due), recorder.clone());
+                    running.spawn(async move {
+                        let (ok, value) = fut.await;
+                        let at = tokio::time::Instant::now();
+                        recorder.record(simian_core::Observation { at, ok, latency: at - due, value });
+                    });
+                }
+            }
+        }
+        while running.join_next().await.is_some() {}
+    })
+}
+
 /// A duration setting must be above zero: `name` is the field, for the message.
 fn check_positive(name: &str, d: simian_core::Dur, problems: &mut Vec<String>) {
     if d.0.is_zero() {

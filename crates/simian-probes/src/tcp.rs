@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use simian_core::{Observation, Recorder};
+use simian_core::Recorder;
 use simian_experiment::TcpProbe;
 use tokio::net::TcpStream;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::Instant;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::ProbeError;
@@ -40,27 +39,13 @@ pub fn spawn(
         return Err(ProbeError::Invalid(problems));
     }
     let (address, timeout) = (Arc::<str>::from(c.address.as_str()), c.timeout.0);
-    let interval = c.interval.0;
-    Ok(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        let mut attempts = JoinSet::new();
-        loop {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                due = ticks.tick() => {
-                    while attempts.try_join_next().is_some() {}
-                    let (address, recorder) = (address.clone(), recorder.clone());
-                    attempts.spawn(async move {
-                        let outcome = tokio::time::timeout_at(due + timeout, TcpStream::connect(&*address)).await;
-                        let at = Instant::now();
-                        let ok = matches!(outcome, Ok(Ok(_)));
-                        recorder.record(Observation { at, ok, latency: at - due, value: None });
-                    });
-                }
-            }
+    Ok(crate::every(c.interval.0, recorder, cancel, move |due| {
+        let address = address.clone();
+        async move {
+            let outcome =
+                tokio::time::timeout_at(due + timeout, TcpStream::connect(&*address)).await;
+            (matches!(outcome, Ok(Ok(_))), None)
         }
-        while attempts.join_next().await.is_some() {}
     }))
 }
 
@@ -80,7 +65,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(500)).await;
         cancel.cancel();
         h.await.unwrap();
-        rec.between(rec.started(), Instant::now())
+        rec.between(rec.started(), tokio::time::Instant::now())
     }
 
     #[tokio::test]
