@@ -140,12 +140,14 @@ pub async fn execute(
     });
 
     let deadline = shared.t0 + simian_experiment::max_duration(exp);
-    let mut results: Vec<AssertionResult> = Vec::new();
-    let mut phases = Vec::new();
+    let mut acc = Acc {
+        phases: Vec::new(),
+        results: Vec::new(),
+        baseline: BTreeMap::new(),
+        stop: None,
+    };
     let mut reason: Option<String> = None;
     let mut verdict = Verdict::Held;
-    let mut stop: Option<StopReport> = None;
-    let mut baseline: BTreeMap<String, Metrics> = BTreeMap::new();
 
     // Before: the hypothesis must hold; its window is the baseline.
     shared.emit(EventKind::Phase {
@@ -159,37 +161,24 @@ pub async fn execute(
         _ = tokio::time::sleep_until(deadline) => End::Abort(max_duration_reason(&loaded)),
     };
     let now = Instant::now();
-    phases.push(span(&shared, Phase::Before, start, now));
+    acc.phases.push(span(&shared, Phase::Before, start, now));
     if let End::Abort(r) = before {
-        return finish(
-            &shared,
-            &loaded,
-            &header,
-            Verdict::Aborted,
-            Some(r),
-            Acc {
-                phases,
-                results,
-                baseline,
-                stop: None,
-            },
-        )
-        .await;
+        return finish(&shared, &loaded, &header, Verdict::Aborted, Some(r), acc).await;
     }
     for (name, rec) in &probes {
-        baseline.insert(name.clone(), rec.between(start, now));
+        acc.baseline.insert(name.clone(), rec.between(start, now));
     }
     let mut not_steady = Vec::new();
     for a in &loaded.hypothesis {
-        let m = &baseline[&a.probe];
+        let m = &acc.baseline[&a.probe];
         let c = a.check(m, Some(m));
-        results.push(result(Phase::Before, a, &c, None));
+        acc.results.push(result(Phase::Before, a, &c, None));
         if c.held != Some(true) {
             not_steady.push(format!("`{a}` ({})", a.describe(&c)));
         }
     }
     for s in &loaded.stop_when {
-        let m = &baseline[&s.probe];
+        let m = &acc.baseline[&s.probe];
         let c = s.check(m, Some(m));
         if c.held == Some(true) {
             not_steady.push(format!(
@@ -203,20 +192,7 @@ pub async fn execute(
             "the system is not steady before the method: {}",
             not_steady.join("; ")
         );
-        return finish(
-            &shared,
-            &loaded,
-            &header,
-            Verdict::NotRun,
-            Some(r),
-            Acc {
-                phases,
-                results,
-                baseline,
-                stop: None,
-            },
-        )
-        .await;
+        return finish(&shared, &loaded, &header, Verdict::NotRun, Some(r), acc).await;
     }
 
     // Method: judged continuously; a stop condition aborts.
@@ -230,15 +206,16 @@ pub async fn execute(
             Ok(()) => End::Done,
             Err(e) => End::Abort(e),
         },
-        (cond, detail, at) = monitor(&shared, &probes, &loaded, &baseline, &mut watch, tick) => {
-            stop = Some(StopReport { condition: cond.clone(), detail: detail.clone(), detected_ms: at, reverted_ms: None });
+        (cond, detail, at) = monitor(&shared, &probes, &loaded, &acc.baseline, &mut watch, tick) => {
+            acc.stop = Some(StopReport { condition: cond.clone(), detail: detail.clone(), detected_ms: at, reverted_ms: None });
             End::Abort(format!("stop condition `{cond}` tripped ({detail})"))
         }
         r = aborted(&mut abort) => End::Abort(r),
         _ = tokio::time::sleep_until(deadline) => End::Abort(max_duration_reason(&loaded)),
     };
-    phases.push(span(&shared, Phase::Method, start, Instant::now()));
-    results.extend(watch.results(&loaded.hypothesis));
+    acc.phases
+        .push(span(&shared, Phase::Method, start, Instant::now()));
+    acc.results.extend(watch.results(&loaded.hypothesis));
     if let End::Abort(r) = &outcome {
         shared.emit(EventKind::Aborting { reason: r.clone() });
         reason = Some(r.clone());
@@ -251,8 +228,9 @@ pub async fn execute(
     });
     let start = Instant::now();
     let revert_ok = revert_all(&shared).await;
-    phases.push(span(&shared, Phase::Revert, start, Instant::now()));
-    if let Some(s) = &mut stop {
+    acc.phases
+        .push(span(&shared, Phase::Revert, start, Instant::now()));
+    if let Some(s) = &mut acc.stop {
         s.reverted_ms = Some(shared.ms());
     }
     if !revert_ok {
@@ -265,32 +243,15 @@ pub async fn execute(
             &header,
             Verdict::RevertFailed,
             Some(r),
-            Acc {
-                phases,
-                results,
-                baseline,
-                stop,
-            },
+            acc,
         )
         .await;
     }
     if verdict == Verdict::Aborted {
-        return finish(
-            &shared,
-            &loaded,
-            &header,
-            verdict,
-            reason,
-            Acc {
-                phases,
-                results,
-                baseline,
-                stop,
-            },
-        )
-        .await;
+        return finish(&shared, &loaded, &header, verdict, reason, acc).await;
     }
-    if results
+    if acc
+        .results
         .iter()
         .any(|r| r.phase == Phase::Method && r.held == Some(false))
     {
@@ -309,50 +270,24 @@ pub async fn execute(
         r = aborted(&mut abort) => End::Abort(r),
         _ = tokio::time::sleep_until(deadline) => End::Abort(max_duration_reason(&loaded)),
     };
-    phases.push(span(
+    acc.phases.push(span(
         &shared,
         Phase::After,
         settle_end.min(Instant::now()),
         Instant::now(),
     ));
     if let End::Abort(r) = after {
-        return finish(
-            &shared,
-            &loaded,
-            &header,
-            Verdict::Aborted,
-            Some(r),
-            Acc {
-                phases,
-                results,
-                baseline,
-                stop,
-            },
-        )
-        .await;
+        return finish(&shared, &loaded, &header, Verdict::Aborted, Some(r), acc).await;
     }
     for a in &loaded.hypothesis {
         let m = probes[&a.probe].between(settle_end, after_end);
-        let c = a.check(&m, baseline.get(&a.probe));
+        let c = a.check(&m, acc.baseline.get(&a.probe));
         if c.held != Some(true) {
             verdict = Verdict::Deviated;
         }
-        results.push(result(Phase::After, a, &c, None));
+        acc.results.push(result(Phase::After, a, &c, None));
     }
-    finish(
-        &shared,
-        &loaded,
-        &header,
-        verdict,
-        None,
-        Acc {
-            phases,
-            results,
-            baseline,
-            stop,
-        },
-    )
-    .await
+    finish(&shared, &loaded, &header, verdict, None, acc).await
 }
 
 fn max_duration_reason(l: &Loaded) -> String {

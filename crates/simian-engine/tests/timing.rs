@@ -1,19 +1,17 @@
 //! The engine's timing logic under tokio's paused clock: holds, waits,
 //! max_duration, stop conditions, signals. Fast and deterministic.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use simian_core::{Observation, Recorder};
-use simian_engine::journal::{Header, Journal};
 use simian_engine::{EventKind, Planned, Prepared, RunReport, Verdict};
-use simian_experiment::{Env, ProcessAction};
+use simian_experiment::ProcessAction;
 use simian_injectors::{Fault, FaultError, Plan, ProcessRevert, RevertRecord};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 struct TestFault {
     plan: Plan,
@@ -51,18 +49,7 @@ fn bed(method: &str, extra: &str, apply_takes: Duration) -> Bed {
     let yaml = format!(
         "version: 1\nname: t\nsteady_state:\n  probes:\n    p: {{ tcp: {{ address: \"127.0.0.1:9\" }} }}\n  hypothesis:\n    - p.success_ratio >= 99%\n  before: 5s\n  after: 5s\n  window: 1s\nmethod:\n{method}{extra}"
     );
-    let var = |_: &str| None;
-    let check = |_: &simian_experiment::ProbeSpec| Vec::new();
-    let loaded = simian_experiment::load(
-        "t.yaml",
-        &yaml,
-        &Env {
-            var: &var,
-            check_probe: &check,
-            check_netfilter: &|_| Vec::new(),
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.render(&yaml)).collect::<String>()));
+    let loaded = support::load(&yaml);
     let applied = Arc::new(AtomicUsize::new(0));
     let faults = loaded
         .faults
@@ -84,43 +71,10 @@ fn bed(method: &str, extra: &str, apply_takes: Duration) -> Bed {
             }) as Box<dyn Fault>,
         })
         .collect();
-    let rec = Arc::new(Recorder::new(Duration::from_secs(60)));
     let healthy = Arc::new(AtomicBool::new(true));
-    let (r, h) = (rec.clone(), healthy.clone());
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            r.record(Observation {
-                at: Instant::now(),
-                ok: h.load(Ordering::SeqCst),
-                latency: Duration::from_millis(1),
-                value: None,
-            });
-        }
-    });
+    let (rec, _feeder) = support::fed_recorder(healthy.clone());
     let dir = tempfile::tempdir().unwrap();
-    let header = Header {
-        run_id: "t".into(),
-        experiment: "t".into(),
-        file: "t.yaml".into(),
-        sha256: String::new(),
-        simian_version: "test".into(),
-        user: "u".into(),
-        host: "h".into(),
-        pid: 0,
-        command_line: vec![],
-        seed: 1,
-        started_at: String::new(),
-    };
-    let journal = Journal::create(&dir.path().join("j.jsonl"), header.clone()).unwrap();
-    let prepared = Prepared {
-        loaded,
-        faults,
-        probes: BTreeMap::from([("p".to_string(), rec)]),
-        journal,
-        header,
-        tick: Duration::from_millis(250),
-    };
+    let prepared = support::prepared(loaded, faults, rec, dir.path(), Duration::from_millis(250));
     Bed {
         prepared,
         healthy,
