@@ -23,6 +23,17 @@ pub fn render(l: &Loaded, planned: &[Planned], seed: u64) -> String {
             ),
             ProbeSpec::Tcp(t) => format!("tcp connect {} every {}", t.address, t.interval),
             ProbeSpec::Command(c) => format!("command `{}` every {}", c.run, c.interval),
+            ProbeSpec::Prometheus(p) => match &p.range {
+                None => format!("prometheus {} `{}` every {}", p.url, p.query, p.interval),
+                Some(r) => format!(
+                    "prometheus {} `{}` over {}, {:?}, every {}",
+                    p.url, p.query, r.over, r.aggregate, p.interval
+                ),
+            },
+            ProbeSpec::Replication(r) => format!(
+                "replication: {} records every {}, written to {}, read from {} after {}",
+                r.records, r.every, r.write, r.read, r.read_after
+            ),
         };
         let _ = writeln!(o, "  {name:<12} {what}");
     }

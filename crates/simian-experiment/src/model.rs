@@ -92,6 +92,24 @@ pub enum ProbeSpec {
     Tcp(TcpProbe),
     /// A shell command at an interval; exit 0 is success, a number on stdout is `value`.
     Command(CommandProbe),
+    /// A PromQL query at an interval; its number is `value`.
+    Prometheus(PrometheusProbe),
+    /// Records written through one region and read back through another: `visible`,
+    /// `queued`, `lost`, and convergence time as the latency percentiles.
+    Replication(ReplicationProbe),
+}
+
+impl ProbeSpec {
+    /// The key of this kind in YAML: `http`, `tcp`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::Http(_) => "http",
+            ProbeSpec::Tcp(_) => "tcp",
+            ProbeSpec::Command(_) => "command",
+            ProbeSpec::Prometheus(_) => "prometheus",
+            ProbeSpec::Replication(_) => "replication",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -155,6 +173,98 @@ pub struct CommandProbe {
     /// Default 5s.
     #[serde(default = "default_command_timeout")]
     pub timeout: Dur,
+}
+
+/// A PromQL query against a Prometheus server's HTTP API.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusProbe {
+    /// The server's base URL, e.g. `http://127.0.0.1:9090`.
+    pub url: String,
+    /// PromQL that yields one number: a scalar, or a vector of exactly one series.
+    pub query: String,
+    /// Evaluate the query over a range ending now and aggregate its points, instead of
+    /// one instant query.
+    #[serde(default)]
+    pub range: Option<PromRange>,
+    /// What a result with no series means: `fail` (default) or `zero`.
+    #[serde(default)]
+    pub empty: EmptyResult,
+    /// Default 1s.
+    #[serde(default = "default_interval")]
+    pub interval: Dur,
+    /// Default 5s.
+    #[serde(default = "default_command_timeout")]
+    pub timeout: Dur,
+}
+
+/// A range query (`/api/v1/query_range`) aggregated to one number.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromRange {
+    /// How far back from now, e.g. `30s`.
+    pub over: Dur,
+    /// Resolution of the range. Default: `over` / 30, at least 1s.
+    #[serde(default)]
+    pub step: Option<Dur>,
+    /// How the points become one number.
+    pub aggregate: Aggregate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    Min,
+    Max,
+    Mean,
+    Sum,
+    Last,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmptyResult {
+    /// No series: the observation fails.
+    #[default]
+    Fail,
+    /// No series reads as 0 (e.g. a counter of errors that never happened).
+    Zero,
+}
+
+/// Records written through one region's API and read through another's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationProbe {
+    /// URL a record is `PUT` to, with `{key}`: e.g. `${lab.us-east.store}/kv/{key}`.
+    pub write: String,
+    /// URL a record is read back from with `GET`, with `{key}`: e.g.
+    /// `${lab.us-west.store}/kv/{key}`. Visible means 200 and the body written.
+    pub read: String,
+    /// Records written per round. Default 10.
+    #[serde(default = "default_records")]
+    pub records: u32,
+    /// A round every this long. Default 1s.
+    #[serde(default = "default_interval")]
+    pub every: Dur,
+    /// The read that decides `visible`, after the write was acknowledged. Default 500ms.
+    #[serde(default = "default_read_after")]
+    pub read_after: Dur,
+    /// A record still unseen this long after a later record was seen is `lost`. Default 30s.
+    #[serde(default = "default_lost_after")]
+    pub lost_after: Dur,
+    /// Per request. Default 2s.
+    #[serde(default = "default_http_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_records() -> u32 {
+    10
+}
+fn default_read_after() -> Dur {
+    Dur::from_millis(500)
+}
+fn default_lost_after() -> Dur {
+    Dur::from_secs(30)
 }
 
 fn default_interval() -> Dur {

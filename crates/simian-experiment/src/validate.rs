@@ -66,11 +66,7 @@ pub(crate) fn validate(
             (env.check_probe)(spec)
         };
         for problem in problems {
-            let kind = at.key(match spec {
-                ProbeSpec::Http(_) => "http",
-                ProbeSpec::Tcp(_) => "tcp",
-                ProbeSpec::Command(_) => "command",
-            });
+            let kind = at.key(spec.kind());
             ctx.at(&kind, problem, None);
         }
     }

@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub mod cli;
 pub mod command;
 pub mod http;
+pub mod prometheus;
+pub mod replication;
 pub mod tcp;
 
 #[cfg(test)]
@@ -38,6 +40,8 @@ pub fn check(spec: &ProbeSpec) -> Vec<String> {
         ProbeSpec::Http(c) => http::check(c),
         ProbeSpec::Tcp(c) => tcp::check(c),
         ProbeSpec::Command(c) => command::check(c),
+        ProbeSpec::Prometheus(c) => prometheus::check(c),
+        ProbeSpec::Replication(c) => replication::check(c),
     }
 }
 
@@ -52,6 +56,8 @@ pub fn spawn(
         ProbeSpec::Http(c) => http::spawn(c, recorder, cancel, Arc::default()),
         ProbeSpec::Tcp(c) => tcp::spawn(c, recorder, cancel),
         ProbeSpec::Command(c) => command::spawn(c, recorder, cancel),
+        ProbeSpec::Prometheus(c) => prometheus::spawn(c, recorder, cancel),
+        ProbeSpec::Replication(c) => replication::spawn(c, recorder, cancel),
     }
 }
 
