@@ -9,4 +9,5 @@ mod proxy;
 mod recover;
 mod run;
 mod sever;
+mod split_brain;
 mod validate;

@@ -45,6 +45,21 @@ pub fn render(l: &Loaded, planned: &[Planned], seed: u64) -> String {
     for a in &l.hypothesis {
         let _ = writeln!(o, "  {a}");
     }
+    if !l.recovery.is_empty() {
+        let settle = if ss.settle.0.is_zero() {
+            String::new()
+        } else {
+            format!("{} settle, then ", ss.settle)
+        };
+        let _ = writeln!(
+            o,
+            "\nrecovery (after every fault is reverted: {settle}{} window)",
+            ss.after
+        );
+        for a in &l.recovery {
+            let _ = writeln!(o, "  {a}");
+        }
+    }
     if !l.stop_when.is_empty() {
         let _ = writeln!(o, "\nstop when (any one aborts and reverts everything)");
         for s in &l.stop_when {

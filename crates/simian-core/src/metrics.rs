@@ -31,6 +31,13 @@ pub enum Metric {
     Mean,
     /// The last numeric value observed (command output, query result).
     Value,
+    /// Replication probes: share of the latest round of records visible in the other
+    /// region at the read delay.
+    Visible,
+    /// Replication probes: records written, past the read delay, not yet visible.
+    Queued,
+    /// Replication probes: records never seen although later ones were (since the start).
+    Lost,
 }
 
 /// What unit a metric is in, so assertions can be type-checked.
@@ -44,7 +51,7 @@ pub enum MetricKind {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 18] = [
         Metric::SuccessRatio,
         Metric::ErrorRatio,
         Metric::Rate,
@@ -60,6 +67,9 @@ impl Metric {
         Metric::Max,
         Metric::Mean,
         Metric::Value,
+        Metric::Visible,
+        Metric::Queued,
+        Metric::Lost,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -79,14 +89,17 @@ impl Metric {
             Metric::Max => "max",
             Metric::Mean => "mean",
             Metric::Value => "value",
+            Metric::Visible => "visible",
+            Metric::Queued => "queued",
+            Metric::Lost => "lost",
         }
     }
 
     pub fn kind(&self) -> MetricKind {
         match self {
-            Metric::SuccessRatio | Metric::ErrorRatio => MetricKind::Ratio,
+            Metric::SuccessRatio | Metric::ErrorRatio | Metric::Visible => MetricKind::Ratio,
             Metric::Rate | Metric::Throughput => MetricKind::PerSecond,
-            Metric::Count | Metric::Errors => MetricKind::Count,
+            Metric::Count | Metric::Errors | Metric::Queued | Metric::Lost => MetricKind::Count,
             Metric::Value => MetricKind::Number,
             _ => MetricKind::Latency,
         }
@@ -94,6 +107,14 @@ impl Metric {
 
     pub fn names() -> impl Iterator<Item = &'static str> {
         Metric::ALL.iter().map(|m| m.name())
+    }
+
+    /// Gauges: a probe sets them, and a window reads the last value set by its end.
+    pub const GAUGES: [Metric; 3] = [Metric::Visible, Metric::Queued, Metric::Lost];
+
+    /// The probe kind that alone yields this metric, if only one does.
+    pub fn only_from(&self) -> Option<&'static str> {
+        Metric::GAUGES.contains(self).then_some("replication")
     }
 }
 
@@ -131,6 +152,12 @@ pub struct Metrics {
     pub max: Option<f64>,
     pub mean: Option<f64>,
     pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<f64>,
 }
 
 impl Metrics {
@@ -152,6 +179,19 @@ impl Metrics {
             Metric::Max => self.max,
             Metric::Mean => self.mean,
             Metric::Value => self.value,
+            Metric::Visible => self.visible,
+            Metric::Queued => self.queued,
+            Metric::Lost => self.lost,
+        }
+    }
+
+    /// Sets a gauge's value (see [`Metric::GAUGES`]); other metrics are computed, not set.
+    pub fn set_gauge(&mut self, m: Metric, v: f64) {
+        match m {
+            Metric::Visible => self.visible = Some(v),
+            Metric::Queued => self.queued = Some(v),
+            Metric::Lost => self.lost = Some(v),
+            _ => debug_assert!(false, "{m} is not a gauge"),
         }
     }
 }

@@ -1,13 +1,13 @@
 //! Where probes put what they observe, and where the engine reads windows of it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
-use crate::Metrics;
+use crate::{Metric, Metrics};
 
 /// One observation: a request answered or failed, a connection made, a command run.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +28,8 @@ pub struct Recorder {
     started: Instant,
     retention: Duration,
     obs: Mutex<VecDeque<Observation>>,
+    /// Gauge readings by time; the last one of each gauge is kept past `retention`.
+    gauges: Mutex<BTreeMap<Metric, VecDeque<(Instant, f64)>>>,
 }
 
 impl Recorder {
@@ -36,6 +38,7 @@ impl Recorder {
             started: Instant::now(),
             retention,
             obs: Mutex::new(VecDeque::new()),
+            gauges: Mutex::default(),
         }
     }
 
@@ -51,6 +54,21 @@ impl Recorder {
         if let Some(cut) = o.at.checked_sub(self.retention) {
             while q.front().is_some_and(|x| x.at < cut) {
                 q.pop_front();
+            }
+        }
+    }
+
+    /// Sets gauge `m` (one of [`Metric::GAUGES`]) to `v` as of `at`.
+    pub fn set_gauge(&self, at: Instant, m: Metric, v: f64) {
+        let mut g = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        let q = g.entry(m).or_default();
+        let pos = q.iter().rposition(|x| x.0 <= at).map_or(0, |p| p + 1);
+        q.insert(pos, (at, v));
+        if let Some(cut) = at.checked_sub(self.retention) {
+            for q in g.values_mut() {
+                while q.len() > 1 && q[1].0 < cut {
+                    q.pop_front();
+                }
             }
         }
     }
@@ -87,10 +105,11 @@ impl Recorder {
             min = min.min(s);
             max = max.max(s);
         }
+        drop(q);
         // hdrhistogram answers with a bucket's top; never report more than was seen.
         let q =
             |p: f64| (count > 0).then(|| (hist.value_at_quantile(p) as f64 / 1e6).clamp(min, max));
-        Metrics {
+        let mut metrics = Metrics {
             count,
             errors,
             span: to.saturating_duration_since(from).as_secs_f64(),
@@ -103,7 +122,16 @@ impl Recorder {
             max: (count > 0).then_some(max),
             mean: (count > 0).then(|| sum / count as f64),
             value,
+            ..Metrics::default()
+        };
+        // A gauge reads as its last value set by `to`.
+        let gauges = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        for (&m, q) in gauges.iter() {
+            if let Some(&(_, v)) = q.iter().rev().find(|x| x.0 <= to) {
+                metrics.set_gauge(m, v);
+            }
         }
+        metrics
     }
 }
 
@@ -140,6 +168,30 @@ mod tests {
             last.get(Metric::P999).unwrap() <= 0.099,
             "a percentile above the max"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gauge_reads_as_its_last_value_by_the_window_end() {
+        let r = Recorder::new(Duration::from_secs(2));
+        let t0 = Instant::now();
+        assert_eq!(r.window(Duration::from_secs(1), t0).get(Metric::Lost), None);
+        r.set_gauge(t0, Metric::Lost, 0.0);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        r.set_gauge(Instant::now(), Metric::Lost, 3.0);
+        assert_eq!(
+            r.window(Duration::from_secs(1), t0).get(Metric::Lost),
+            Some(0.0)
+        );
+        assert_eq!(r.between(t0, Instant::now()).get(Metric::Lost), Some(3.0));
+        // Long after: the old readings are dropped, the last one stays.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        r.set_gauge(Instant::now(), Metric::Queued, 7.0);
+        let m = r.window(Duration::from_secs(1), Instant::now());
+        assert_eq!(
+            (m.get(Metric::Lost), m.get(Metric::Queued)),
+            (Some(3.0), Some(7.0))
+        );
+        assert_eq!(r.gauges.lock().unwrap()[&Metric::Lost].len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

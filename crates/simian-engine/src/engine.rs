@@ -258,7 +258,8 @@ pub async fn execute(
         verdict = Verdict::Deviated;
     }
 
-    // After: the hypothesis must hold again once every fault is reverted.
+    // After: the hypothesis must hold again once every fault is reverted, and so must the
+    // recovery assertions.
     shared.emit(EventKind::Phase {
         phase: Phase::After,
     });
@@ -279,7 +280,7 @@ pub async fn execute(
     if let End::Abort(r) = after {
         return finish(&shared, &loaded, &header, Verdict::Aborted, Some(r), acc).await;
     }
-    for a in &loaded.hypothesis {
+    for a in loaded.hypothesis.iter().chain(&loaded.recovery) {
         let m = probes[&a.probe].between(settle_end, after_end);
         let c = a.check(&m, acc.baseline.get(&a.probe));
         if c.held != Some(true) {

@@ -18,6 +18,8 @@ pub struct Loaded {
     pub tree: Node,
     pub experiment: Experiment,
     pub hypothesis: Vec<Assertion>,
+    /// Judged only after every fault is reverted.
+    pub recovery: Vec<Assertion>,
     pub stop_when: Vec<Assertion>,
     /// Every `inject` step in depth-first method order, with its resolved name and path.
     pub faults: Vec<FaultSite>,
@@ -314,8 +316,9 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
                 .unwrap_or_default()
         };
         let hyp = strings(raw.and_then(|s| s.get("hypothesis")));
+        let rec = strings(raw.and_then(|s| s.get("recovery")));
         let stop = strings(top.get("stop_when"));
-        crate::validate::assertions_only(&mut ctx, &probes, &hyp, &stop);
+        crate::validate::assertions_only(&mut ctx, &probes, &hyp, &rec, &stop);
         return Err(sorted(ctx.diags));
     };
     let mut experiment = Experiment {
@@ -332,7 +335,12 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
     if !ctx.diags.is_empty() {
         return Err(sorted(ctx.diags));
     }
-    let (hypothesis, stop_when, faults) = checked;
+    let crate::validate::Checked {
+        hypothesis,
+        recovery,
+        stop_when,
+        faults,
+    } = checked;
     name_faults(
         &mut experiment.method,
         &mut faults.iter().map(|f| f.name.clone()),
@@ -343,6 +351,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         tree,
         experiment,
         hypothesis,
+        recovery,
         stop_when,
         faults,
     })

@@ -64,6 +64,10 @@ pub struct SteadyState {
     /// Assertions that must hold before, during and after the method, e.g.
     /// `users.p99 < 250ms` or `users.rate >= 90% of baseline`.
     pub hypothesis: Vec<String>,
+    /// Assertions judged only once every fault is reverted (over the `after` window), on
+    /// top of the hypothesis: what recovery must restore, e.g. `repl.queued == 0`.
+    #[serde(default)]
+    pub recovery: Vec<String>,
     /// How long to measure before the method; this is also the baseline. Default 5s.
     #[serde(default = "default_phase")]
     pub before: Dur,
@@ -311,6 +315,19 @@ pub struct Inject {
     /// Sever (or degrade) network paths with nftables rules in a table the run owns.
     #[serde(default)]
     pub netfilter: Option<NetfilterFault>,
+    /// Split-brain: cut two of the lab's regions apart, however the lab is built.
+    #[serde(default)]
+    pub split: Option<SplitFault>,
+}
+
+/// Cuts two lab regions apart. In a `--netns` lab, nftables drops every packet between
+/// their subnets in the lab's router namespace (a `netfilter` fault); in a loopback lab,
+/// the replication proxies between them are disabled (a `sever` fault).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitFault {
+    /// The two regions, e.g. `[us-east, us-west]`.
+    pub regions: Vec<String>,
 }
 
 /// Cuts links that go through proxies: the lab's replication links, or any

@@ -19,11 +19,15 @@ pub fn max_duration(e: &Experiment) -> Duration {
     e.guards.max_duration.map_or(DEFAULT_MAX_DURATION, |d| d.0)
 }
 
-pub(crate) fn validate(
-    ctx: &mut Ctx,
-    e: &Experiment,
-    env: &Env,
-) -> (Vec<Assertion>, Vec<Assertion>, Vec<FaultSite>) {
+/// The parsed assertions and faults of a valid experiment.
+pub(crate) struct Checked {
+    pub hypothesis: Vec<Assertion>,
+    pub recovery: Vec<Assertion>,
+    pub stop_when: Vec<Assertion>,
+    pub faults: Vec<FaultSite>,
+}
+
+pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> Checked {
     let root = Path::default();
     if e.version != 1 {
         ctx.at(
@@ -90,13 +94,19 @@ pub(crate) fn validate(
             Some("assert something, e.g. `users.success_ratio >= 99%`".into()),
         );
     }
-    let probes: Vec<&str> = e.steady_state.probes.keys().map(String::as_str).collect();
+    let probes: Vec<(&str, Option<&str>)> = e
+        .steady_state
+        .probes
+        .iter()
+        .map(|(name, spec)| (name.as_str(), Some(spec.kind())))
+        .collect();
     let hypothesis = assertions(
         ctx,
         &probes,
         &e.steady_state.hypothesis,
         &ss.key("hypothesis"),
     );
+    let recovery = assertions(ctx, &probes, &e.steady_state.recovery, &ss.key("recovery"));
     let stop_when = assertions(ctx, &probes, &e.stop_when, &root.key("stop_when"));
 
     if e.method.is_empty() {
@@ -167,7 +177,12 @@ pub(crate) fn validate(
             Some("raise `guards.max_duration` or shorten the waits".into()),
         );
     }
-    (hypothesis, stop_when, faults)
+    Checked {
+        hypothesis,
+        recovery,
+        stop_when,
+        faults,
+    }
 }
 
 fn valid_name(n: &str) -> bool {
@@ -181,20 +196,34 @@ pub(crate) fn assertions_only(
     ctx: &mut Ctx,
     probes: &[String],
     hypothesis: &[String],
+    recovery: &[String],
     stop_when: &[String],
 ) {
     let root = Path::default();
-    let probes: Vec<&str> = probes.iter().map(String::as_str).collect();
+    let probes: Vec<(&str, Option<&str>)> = probes.iter().map(|p| (p.as_str(), None)).collect();
     assertions(
         ctx,
         &probes,
         hypothesis,
         &root.key("steady_state").key("hypothesis"),
     );
+    assertions(
+        ctx,
+        &probes,
+        recovery,
+        &root.key("steady_state").key("recovery"),
+    );
     assertions(ctx, &probes, stop_when, &root.key("stop_when"));
 }
 
-fn assertions(ctx: &mut Ctx, known: &[&str], texts: &[String], at: &Path) -> Vec<Assertion> {
+/// Checks assertion texts against the probes `known`: (name, kind if known).
+fn assertions(
+    ctx: &mut Ctx,
+    known: &[(&str, Option<&str>)],
+    texts: &[String],
+    at: &Path,
+) -> Vec<Assertion> {
+    let names: Vec<&str> = known.iter().map(|k| k.0).collect();
     let mut out = Vec::new();
     for (i, text) in texts.iter().enumerate() {
         let path = at.index(i);
@@ -215,20 +244,37 @@ fn assertions(ctx: &mut Ctx, known: &[&str], texts: &[String], at: &Path) -> Vec
         match Assertion::parse(text) {
             Err(err) => ctx.push(place(err.offset), err.width, err.message, err.hint),
             Ok(a) => {
-                if !known.contains(&a.probe.as_str()) {
-                    let offset = text.len() - text.trim_start().len();
-                    let hint = match did_you_mean(&a.probe, known.iter().copied()) {
+                let offset = text.len() - text.trim_start().len();
+                let kind = known.iter().find(|k| k.0 == a.probe).map(|k| k.1);
+                let wrong_kind = match (kind, a.metric.only_from()) {
+                    (Some(Some(kind)), Some(only)) if kind != only => Some((kind, only)),
+                    _ => None,
+                };
+                if kind.is_none() {
+                    let hint = match did_you_mean(&a.probe, names.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None if known.is_empty() => {
+                        None if names.is_empty() => {
                             "define probes under `steady_state.probes`".to_string()
                         }
-                        None => format!("probes are {}", known.join(", ")),
+                        None => format!("probes are {}", names.join(", ")),
                     };
                     ctx.push(
                         place(offset),
                         a.probe.len(),
                         format!("no probe named `{}`", a.probe),
                         Some(hint),
+                    );
+                } else if let Some((kind, only)) = wrong_kind {
+                    let gauges: Vec<&str> = simian_core::Metric::GAUGES
+                        .iter()
+                        .filter(|m| m.only_from() == Some(only))
+                        .map(|m| m.name())
+                        .collect();
+                    ctx.push(
+                        place(offset + a.probe.len() + 1),
+                        a.metric.name().len(),
+                        format!("probe `{}` ({kind}) has no metric `{}`", a.probe, a.metric),
+                        Some(format!("{} come from `{only}` probes", gauges.join(", "))),
                     );
                 } else {
                     out.push(a);
@@ -311,6 +357,7 @@ fn steps(
                     ("latency", inj.latency.is_some()),
                     ("sever", inj.sever.is_some()),
                     ("netfilter", inj.netfilter.is_some()),
+                    ("split", inj.split.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(k, set)| set.then_some(k))
@@ -320,7 +367,7 @@ fn steps(
                         &at,
                         "this `inject` names no fault",
                         Some(
-                            "add a backend key: `process`, `latency`, `sever` or `netfilter`"
+                            "add a backend key: `process`, `latency`, `sever`, `netfilter` or `split`"
                                 .into(),
                         ),
                     ),
@@ -343,6 +390,17 @@ fn steps(
                 if let Some(n) = &inj.netfilter {
                     for problem in (env.check_netfilter)(n) {
                         ctx.at(&at.key("netfilter"), problem, None);
+                    }
+                }
+                if let Some(s) = &inj.split {
+                    let mut regions = s.regions.clone();
+                    regions.dedup();
+                    if regions.len() != 2 {
+                        ctx.at(
+                            &at.key("split").key("regions"),
+                            "a split names two different regions",
+                            Some("e.g. `regions: [us-east, us-west]`".into()),
+                        );
                     }
                 }
                 if let Some(s) = &inj.sever {
@@ -380,6 +438,8 @@ fn backend(inj: &Inject) -> &'static str {
         "sever"
     } else if inj.netfilter.is_some() {
         "netfilter"
+    } else if inj.split.is_some() {
+        "split"
     } else {
         "fault"
     }

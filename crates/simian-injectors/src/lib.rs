@@ -10,6 +10,7 @@ pub mod netfilter;
 mod process;
 mod procfs;
 mod sever;
+mod split;
 
 use async_trait::async_trait;
 use rand_chacha::ChaCha8Rng;
@@ -96,6 +97,9 @@ pub async fn build(
     }
     if let Some(n) = &inject.netfilter {
         return Ok(Box::new(netfilter::NetfilterFault::build(name, n)?));
+    }
+    if let Some(s) = &inject.split {
+        return split::build(name, s, ctx.lab).await;
     }
     Err(FaultError::Config(
         "the inject step names no backend".into(),

@@ -55,7 +55,9 @@ impl Live {
                 format!("{t} REVERT FAILED {fault}: {error}")
             }
             EventKind::Sample { probe, metrics } => {
-                if metrics.count == 0 {
+                // Replication probes set gauges: worth a line even when nothing converged.
+                let replication = metrics.queued.is_some();
+                if metrics.count == 0 && !replication {
                     return None;
                 }
                 let last = self.last.get(probe).copied();
@@ -64,6 +66,17 @@ impl Live {
                 }
                 self.last.insert(probe.clone(), ev.at_ms);
                 let f = |m: Metric| metrics.get(m).map_or("-".into(), |v| m.format(v));
+                if replication {
+                    return Some(format!(
+                        "{t}   {probe}: visible {}  queued {}  lost {}  convergence p50 {}  p99 {}  (n={})",
+                        f(Metric::Visible),
+                        f(Metric::Queued),
+                        f(Metric::Lost),
+                        f(Metric::P50),
+                        f(Metric::P99),
+                        metrics.count
+                    ));
+                }
                 format!(
                     "{t}   {probe}: ok {}  rate {}  p50 {}  p99 {}  (n={})",
                     f(Metric::SuccessRatio),
