@@ -5,6 +5,7 @@ mod lab;
 mod latency;
 mod netfilter;
 mod process;
+mod prometheus;
 mod proxy;
 mod recover;
 mod run;

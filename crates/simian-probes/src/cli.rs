@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 use simian_core::{Dur, Metric, Metrics, Recorder};
-use simian_experiment::{CommandProbe, HttpProbe, TcpProbe};
+use simian_experiment::{
+    Aggregate, CommandProbe, EmptyResult, HttpProbe, PromRange, PrometheusProbe, TcpProbe,
+};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{HttpCounts, HttpStats};
-use crate::{command, http, tcp, ProbeError};
+use crate::prometheus::PromStats;
+use crate::{command, http, prometheus, tcp, ProbeError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProbeCommand {
@@ -37,6 +40,19 @@ pub enum ProbeCommand {
         after_help = "Example:\n  simian probe command 'redis-cli -p 6380 dbsize' --interval 1s --duration 30s"
     )]
     Command(CommandArgs),
+    /// Ask Prometheus a PromQL query at an interval: ok when it yields one number, the value.
+    ///
+    /// The query must yield a scalar or exactly one series: aggregate several with
+    /// sum(...), max(...). No series fails unless --empty zero; NaN fails. With
+    /// --range, the query is evaluated over that span ending now and its points are
+    /// aggregated. The summary shows the last value and, if queries failed, why the
+    /// last one did.
+    #[command(after_help = "Examples:\n  \
+        simian probe prometheus http://127.0.0.1:9090 'sum(up{job=\"store\"})' --duration 30s\n  \
+        simian probe prometheus http://127.0.0.1:9090 'max(simian_lab_replication_lag_seconds)' \\\n    \
+        --range 1m --aggregate max --json\n  \
+        simian probe prometheus http://127.0.0.1:9090 'sum(rate(errors_total[1m]))' --empty zero")]
+    Prometheus(PrometheusArgs),
 }
 
 /// Options every probe takes.
@@ -108,6 +124,80 @@ pub struct CommandArgs {
     pub common: Common,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct PrometheusArgs {
+    /// The server's base URL, e.g. http://127.0.0.1:9090.
+    pub url: String,
+    /// PromQL yielding one number: a scalar or a single series.
+    pub query: String,
+    /// Evaluate over this span ending now and aggregate the points (needs --aggregate).
+    #[arg(long, value_name = "DURATION", requires = "aggregate")]
+    pub range: Option<Dur>,
+    /// How a range's points become one number.
+    #[arg(long, value_enum, requires = "range")]
+    pub aggregate: Option<AggregateArg>,
+    /// Resolution of the range [default: range / 30, at least 1s].
+    #[arg(long, value_name = "DURATION", requires = "range")]
+    pub step: Option<Dur>,
+    /// What a result with no series means.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub empty: EmptyArg,
+    /// Time between two queries.
+    #[arg(long, short = 'i', default_value = "1s", value_name = "DURATION")]
+    pub interval: Dur,
+    /// A query not answered within this fails.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub timeout: Dur,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `--aggregate` values, as in the YAML's `range.aggregate`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AggregateArg {
+    Min,
+    Max,
+    Mean,
+    Sum,
+    Last,
+}
+
+/// `--empty` values, as in the YAML's `empty`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EmptyArg {
+    /// No series is a failed query.
+    Fail,
+    /// No series reads as 0.
+    Zero,
+}
+
+impl PrometheusArgs {
+    fn spec(&self) -> PrometheusProbe {
+        let aggregate = |a| match a {
+            AggregateArg::Min => Aggregate::Min,
+            AggregateArg::Max => Aggregate::Max,
+            AggregateArg::Mean => Aggregate::Mean,
+            AggregateArg::Sum => Aggregate::Sum,
+            AggregateArg::Last => Aggregate::Last,
+        };
+        PrometheusProbe {
+            url: self.url.clone(),
+            query: self.query.clone(),
+            range: self.range.zip(self.aggregate).map(|(over, a)| PromRange {
+                over,
+                step: self.step,
+                aggregate: aggregate(a),
+            }),
+            empty: match self.empty {
+                EmptyArg::Fail => EmptyResult::Fail,
+                EmptyArg::Zero => EmptyResult::Zero,
+            },
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// The final summary, printed as text or as JSON.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -127,9 +217,12 @@ pub struct Summary {
     pub throughput: f64,
     /// Latency percentiles, in seconds.
     pub latency_s: BTreeMap<&'static str, Option<f64>>,
-    /// The last number a command printed.
+    /// The last number a command printed or a query returned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// Why the last failed query failed (prometheus only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// In-flight peak and failure causes (http only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCounts>,
@@ -166,6 +259,7 @@ pub async fn run(cmd: ProbeCommand) -> Result<i32, ProbeError> {
                 cancel,
                 task,
                 stats: Some(stats),
+                prom: None,
             };
             let mut s = watch.run(&a.common, "requests").await;
             s.probe = "http";
@@ -186,6 +280,7 @@ pub async fn run(cmd: ProbeCommand) -> Result<i32, ProbeError> {
                 cancel,
                 task,
                 stats: None,
+                prom: None,
             }
             .run(&a.common, "connects")
             .await;
@@ -206,11 +301,38 @@ pub async fn run(cmd: ProbeCommand) -> Result<i32, ProbeError> {
                 cancel,
                 task,
                 stats: None,
+                prom: None,
             }
             .run(&a.common, "runs")
             .await;
             s.probe = "command";
             s.target = a.run;
+            (s, a.common)
+        }
+        ProbeCommand::Prometheus(a) => {
+            let recorder = recorder_for(&a.common, a.timeout);
+            let stats = Arc::new(PromStats::default());
+            let task = prometheus::spawn_with_stats(
+                &a.spec(),
+                recorder.clone(),
+                cancel.clone(),
+                stats.clone(),
+            )?;
+            let mut s = Watch {
+                recorder,
+                cancel,
+                task,
+                stats: None,
+                prom: Some(stats),
+            }
+            .run(&a.common, "queries")
+            .await;
+            s.probe = "prometheus";
+            s.target = format!("`{}` at {}", a.query, a.url);
+            if let (Some(over), Some(agg)) = (a.range, a.aggregate) {
+                let agg = clap::ValueEnum::to_possible_value(&agg).expect("no variant is skipped");
+                s.target += &format!(" ({} over {over})", agg.get_name());
+            }
             (s, a.common)
         }
     };
@@ -255,6 +377,7 @@ struct Watch {
     cancel: CancellationToken,
     task: JoinHandle<()>,
     stats: Option<Arc<HttpStats>>,
+    prom: Option<Arc<PromStats>>,
 }
 
 impl Watch {
@@ -316,7 +439,11 @@ impl Watch {
         let m = self
             .recorder
             .between(self.recorder.started(), Instant::now());
-        summarize(&m, ran, self.stats.map(|s| s.snapshot()))
+        let mut s = summarize(&m, ran, self.stats.map(|s| s.snapshot()));
+        if m.errors > 0 {
+            s.last_error = self.prom.and_then(|p| p.last_error());
+        }
+        s
     }
 }
 
@@ -334,6 +461,7 @@ fn summarize(m: &Metrics, ran: Duration, http: Option<HttpCounts>) -> Summary {
         throughput: m.count as f64 / secs,
         latency_s: LATENCIES.iter().map(|l| (l.name(), m.get(*l))).collect(),
         value: m.value,
+        last_error: None,
         http,
     }
 }
@@ -370,6 +498,9 @@ fn render(s: &Summary) -> String {
     out += &format!("  latency     {}\n", lat.join("  "));
     if let Some(v) = s.value {
         out += &format!("  value       {v}\n");
+    }
+    if let Some(e) = &s.last_error {
+        out += &format!("  last error  {e}\n");
     }
     if let Some(h) = &s.http {
         out += &format!("  in flight   peak {}\n", h.peak_in_flight);
@@ -430,6 +561,97 @@ mod tests {
         assert!(parse_headers(&["nocolon".into()]).is_err());
     }
 
+    #[test]
+    fn prometheus_arguments_parse_into_the_yaml_spec() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["simian", "prometheus", "http://127.0.0.1:9090", "sum(up)"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|cli| match cli.cmd {
+                ProbeCommand::Prometheus(a) => a.spec(),
+                _ => panic!("not prometheus"),
+            })
+        };
+        let spec = parse(&[]).unwrap();
+        assert!(spec.range.is_none());
+        assert_eq!(spec.empty, EmptyResult::Fail);
+        assert_eq!(
+            (spec.interval, spec.timeout),
+            (Dur::from_secs(1), Dur::from_secs(5))
+        );
+        let spec = parse(&["--range", "30s", "--aggregate", "max", "--step", "2s"]).unwrap();
+        let range = spec.range.unwrap();
+        assert_eq!(range.over, Dur::from_secs(30));
+        assert_eq!(range.step, Some(Dur::from_secs(2)));
+        assert_eq!(range.aggregate, Aggregate::Max);
+        assert_eq!(
+            parse(&["--empty", "zero"]).unwrap().empty,
+            EmptyResult::Zero
+        );
+        // A range needs its aggregate, and the other way round.
+        assert!(parse(&["--range", "30s"]).is_err());
+        assert!(parse(&["--aggregate", "min"]).is_err());
+        assert!(parse(&["--step", "1s"]).is_err());
+        assert!(parse(&["--range", "30s", "--aggregate", "median"]).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_prometheus_run_says_why_in_the_summary() {
+        let addr = serve(|_| async {
+            let body = r#"{"status":"success","data":{"resultType":"vector","result":[
+                {"metric":{"region":"a"},"value":[1,"1"]},{"metric":{"region":"b"},"value":[1,"2"]}]}}"#;
+            hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)))
+        })
+        .await;
+        let url = format!("http://{addr}");
+        let Cli {
+            cmd: ProbeCommand::Prometheus(a),
+        } = Cli::try_parse_from([
+            "simian",
+            "prometheus",
+            &url,
+            "x",
+            "-i",
+            "100ms",
+            "-d",
+            "500ms",
+            "-q",
+        ])
+        .unwrap()
+        else {
+            panic!("not prometheus")
+        };
+        let recorder = recorder_for(&a.common, a.timeout);
+        let stats = Arc::new(PromStats::default());
+        let cancel = CancellationToken::new();
+        let task = prometheus::spawn_with_stats(
+            &a.spec(),
+            recorder.clone(),
+            cancel.clone(),
+            stats.clone(),
+        )
+        .unwrap();
+        let s = Watch {
+            recorder,
+            cancel,
+            task,
+            stats: None,
+            prom: Some(stats),
+        }
+        .run(&a.common, "queries")
+        .await;
+        assert!(s.count >= 4 && s.errors == s.count, "{s:?}");
+        assert_eq!(s.value, None);
+        let why = s.last_error.clone().unwrap();
+        assert!(why.contains("2 series"), "{why}");
+        let text = render(&s);
+        assert!(
+            text.contains("  last error  the query returned 2 series"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["last_error"], why.as_str());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_short_http_run_sums_up() {
         let addr = serve(|_| async { status(200) }).await;
@@ -467,6 +689,7 @@ mod tests {
             cancel,
             task,
             stats: Some(stats),
+            prom: None,
         }
         .run(&a.common, "requests")
         .await;
