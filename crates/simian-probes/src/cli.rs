@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 use simian_core::{Dur, Metric, Metrics, Recorder};
 use simian_experiment::{
-    Aggregate, CommandProbe, EmptyResult, HttpProbe, PromRange, PrometheusProbe, TcpProbe,
+    Aggregate, CommandProbe, EmptyResult, HttpProbe, PromRange, PrometheusProbe, ReplicationProbe,
+    TcpProbe,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::{HttpCounts, HttpStats};
 use crate::prometheus::PromStats;
-use crate::{command, http, prometheus, tcp, ProbeError};
+use crate::{command, http, prometheus, replication, tcp, ProbeError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProbeCommand {
@@ -53,6 +54,43 @@ pub enum ProbeCommand {
         --range 1m --aggregate max --json\n  \
         simian probe prometheus http://127.0.0.1:9090 'sum(rate(errors_total[1m]))' --empty zero")]
     Prometheus(PrometheusArgs),
+    /// Write records through one region, read them through another: replication lag and loss.
+    ///
+    /// Every --every, --records unique records are PUT to WRITE and read back from READ
+    /// (both URLs with `{key}`) until seen: at 5ms, 10ms, 20ms... after the writes,
+    /// exactly at --read-after, then at most 1s apart. The latency percentiles are
+    /// convergence times (write acknowledged to first seen, an upper bound); `visible` is
+    /// the share of the latest round seen by --read-after, `queued` the records past it
+    /// not seen yet, `lost` those never seen though later ones were (--lost-after).
+    #[command(after_help = "Examples:\n  \
+        simian probe replication 'http://127.0.0.1:4050/kv/{key}' 'http://127.0.0.1:4150/kv/{key}'\n  \
+        simian probe replication \"$W/kv/{key}\" \"$R/kv/{key}\" --records 1000 --read-after 500ms -d 1m --json")]
+    Replication(ReplicationArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplicationArgs {
+    /// URL a record is PUT to, with `{key}`.
+    pub write: String,
+    /// URL a record is read back from (GET), with `{key}`.
+    pub read: String,
+    /// Records per round.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub records: u32,
+    /// A round every this long.
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub every: Dur,
+    /// The read that decides `visible`.
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub read_after: Dur,
+    /// Unseen this long after a later record was seen: lost.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub lost_after: Dur,
+    /// Per request.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub timeout: Dur,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// Options every probe takes.
@@ -223,9 +261,20 @@ pub struct Summary {
     /// Why the last failed query failed (prometheus only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Records visible at the read delay (latest round), queued and lost (replication only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationCounts>,
     /// In-flight peak and failure causes (http only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCounts>,
+}
+
+/// The gauges of a replication probe at the end.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ReplicationCounts {
+    pub visible: Option<f64>,
+    pub queued: Option<f64>,
+    pub lost: Option<f64>,
 }
 
 const LATENCIES: [Metric; 6] = [
@@ -335,6 +384,31 @@ pub async fn run(cmd: ProbeCommand) -> Result<i32, ProbeError> {
             }
             (s, a.common)
         }
+        ProbeCommand::Replication(a) => {
+            let spec = ReplicationProbe {
+                write: a.write.clone(),
+                read: a.read.clone(),
+                records: a.records,
+                every: a.every,
+                read_after: a.read_after,
+                lost_after: a.lost_after,
+                timeout: a.timeout,
+            };
+            let recorder = recorder_for(&a.common, a.lost_after);
+            let task = replication::spawn(&spec, recorder.clone(), cancel.clone())?;
+            let mut s = Watch {
+                recorder,
+                cancel,
+                task,
+                stats: None,
+                prom: None,
+            }
+            .run(&a.common, "records")
+            .await;
+            s.probe = "replication";
+            s.target = format!("{} → {}", a.write, a.read);
+            (s, a.common)
+        }
     };
     if common.json {
         println!(
@@ -413,6 +487,9 @@ impl Watch {
                     if let Some(s) = &self.stats {
                         line += &format!("  in flight {}", s.snapshot().in_flight);
                     }
+                    if let (Some(q), Some(l)) = (w.queued, w.lost) {
+                        line += &format!("  queued {q}  lost {l}");
+                    }
                     eprintln!("{line}");
                 }
             }
@@ -440,6 +517,13 @@ impl Watch {
             .recorder
             .between(self.recorder.started(), Instant::now());
         let mut s = summarize(&m, ran, self.stats.map(|s| s.snapshot()));
+        if m.queued.is_some() {
+            s.replication = Some(ReplicationCounts {
+                visible: m.visible,
+                queued: m.queued,
+                lost: m.lost,
+            });
+        }
         if m.errors > 0 {
             s.last_error = self.prom.and_then(|p| p.last_error());
         }
@@ -462,6 +546,7 @@ fn summarize(m: &Metrics, ran: Duration, http: Option<HttpCounts>) -> Summary {
         latency_s: LATENCIES.iter().map(|l| (l.name(), m.get(*l))).collect(),
         value: m.value,
         last_error: None,
+        replication: None,
         http,
     }
 }
@@ -498,6 +583,14 @@ fn render(s: &Summary) -> String {
     out += &format!("  latency     {}\n", lat.join("  "));
     if let Some(v) = s.value {
         out += &format!("  value       {v}\n");
+    }
+    if let Some(r) = &s.replication {
+        out += &format!(
+            "  replicated  visible {}  queued {}  lost {} (latency above: convergence)\n",
+            fmt(Metric::Visible, r.visible),
+            fmt(Metric::Queued, r.queued),
+            fmt(Metric::Lost, r.lost)
+        );
     }
     if let Some(e) = &s.last_error {
         out += &format!("  last error  {e}\n");
