@@ -2,6 +2,7 @@
 
 mod common;
 mod lab;
+mod lab_netns;
 mod latency;
 mod netfilter;
 mod process;

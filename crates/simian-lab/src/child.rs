@@ -1,5 +1,6 @@
 //! What every process the supervisor starts does the same way: die with the supervisor,
-//! listen on 127.0.0.1, say where on stdout, and stop cleanly on SIGTERM or SIGINT.
+//! listen (on 127.0.0.1, or its namespace's address with `--netns`), say where on stdout,
+//! and stop cleanly on SIGTERM or SIGINT.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,12 +9,12 @@ use tokio::net::TcpListener;
 
 use crate::LabError;
 
-/// Runs `serve` on a listener bound to `127.0.0.1:port` (0: any) as a lab child process `id`.
+/// Runs `serve` on a listener bound to `listen` (port 0: any) as a lab child process `id`.
 /// Exits at once, with 1, if `parent_pid` (or, without it, any parent) is already gone.
-/// Prints exactly `listening 127.0.0.1:PORT` on stdout once bound: the supervisor reads it.
+/// Prints exactly `listening IP:PORT` on stdout once bound: the supervisor reads it.
 pub(crate) async fn run<F, Fut>(
     id: &str,
-    port: u16,
+    listen: SocketAddr,
     parent_pid: Option<u32>,
     serve: F,
 ) -> Result<i32, LabError>
@@ -38,7 +39,7 @@ where
     let mut int = signal(SignalKind::interrupt()).map_err(|e| LabError::io("watch SIGINT", e))?;
 
     // tokio sets SO_REUSEADDR, so a respawn can take the same port back at once.
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = listen;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| LabError::io(format!("listen on {addr}"), e))?;

@@ -1,10 +1,11 @@
 //! `simian lab ...`: start, inspect, repair and stop the lab; plus the hidden `supervise`,
 //! `instance` and `store` subcommands that the lab runs itself as.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use crate::instance::InstanceInfo;
-use crate::{LabError, LabSpec, LabState, LabStatus, ProcessState};
+use crate::{LabError, LabSpec, LabState, LabStatus, NetnsLayout, Network, ProcessState, Subnet};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
@@ -15,10 +16,17 @@ pub enum LabCommand {
     /// region, and a fault proxy (Toxiproxy API) between each region's instances and its
     /// store, all on 127.0.0.1. Returns once every instance and store answers its health
     /// check. One lab per state directory.
+    ///
+    /// With --netns (root only), every region and every zone gets a network namespace of its
+    /// own with its own address, behind a router namespace, so traffic between regions
+    /// crosses a real network path: an nftables rule in the router namespace (`lab.netns`)
+    /// partitions them. Edges and the fault proxy's API stay on 127.0.0.1.
     #[command(after_help = "Examples:
   simian lab up
   simian lab up --regions 1 --zones 3 --instances 1
-  simian --state-dir /tmp/lab2 lab up --regions 4")]
+  simian --state-dir /tmp/lab2 lab up --regions 4
+  sudo simian lab up --netns
+  sudo simian lab up --netns --subnet 10.150.0.0/16")]
     Up(SpecArgs),
 
     /// Show every instance and store (pid, port, running/stopped/dead, healthy), the edge
@@ -80,6 +88,25 @@ pub struct SpecArgs {
     /// Instances per zone, named <zone>-1, <zone>-2, ...
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
     pub instances: u8,
+    /// Put every region and zone in its own network namespace (needs root and iproute2):
+    /// region i gets 10.N.i.0/24 (its store on .2), zone j of it 10.N.i.(10+j); a router
+    /// namespace forwards between regions. Without it, everything runs on 127.0.0.1.
+    #[arg(long)]
+    pub netns: bool,
+    /// The /16 for --netns, e.g. 10.150.0.0/16; refused if a host route overlaps it.
+    /// Default: a free 10.N.0.0/16 with N in 100..=199.
+    #[arg(long, value_name = "CIDR", requires = "netns")]
+    pub subnet: Option<Subnet>,
+}
+
+impl SpecArgs {
+    pub fn network(&self) -> Network {
+        if self.netns {
+            Network::Netns(self.subnet)
+        } else {
+            Network::Loopback
+        }
+    }
 }
 
 impl From<&SpecArgs> for LabSpec {
@@ -100,6 +127,9 @@ pub struct InstanceArgs {
     pub zone: String,
     #[arg(long)]
     pub id: String,
+    /// The address to listen on (its zone's with --netns).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
     /// 0 picks a free port.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -123,6 +153,9 @@ pub struct StoreArgs {
     /// A region to ship this store's writes to (repeatable); needs --lab-dir.
     #[arg(long, value_name = "REGION")]
     pub peer: Vec<String>,
+    /// The address to listen on (its region's with --netns).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
     /// 0 picks a free port.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
@@ -137,8 +170,16 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
         LabCommand::Up(args) => {
             let spec = LabSpec::from(&args);
             spec.validate()?;
-            eprintln!("starting the lab in {}: {spec} ...", state_dir.display());
-            let state = crate::up(state_dir, spec).await?;
+            let how = if args.netns {
+                " in network namespaces"
+            } else {
+                ""
+            };
+            eprintln!(
+                "starting the lab in {}: {spec}{how} ...",
+                state_dir.display()
+            );
+            let state = crate::up_with(state_dir, spec, args.network()).await?;
             print!("{}", render_topology(&state, state_dir));
             Ok(0)
         }
@@ -188,7 +229,7 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
             Ok(0)
         }
         LabCommand::Supervise(args) => {
-            crate::supervisor::run(state_dir, LabSpec::from(&args)).await
+            crate::supervisor::run(state_dir, LabSpec::from(&args), args.network()).await
         }
         LabCommand::Instance(a) => {
             let info = InstanceInfo {
@@ -196,10 +237,12 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
                 zone: a.zone,
                 id: a.id,
             };
-            crate::instance::run(info, a.port, a.parent_pid, a.store).await
+            let listen = SocketAddr::new(a.host, a.port);
+            crate::instance::run(info, listen, a.parent_pid, a.store).await
         }
         LabCommand::Store(a) => {
-            crate::store::run(a.region, a.port, a.parent_pid, a.lab_dir, a.peer).await
+            let listen = SocketAddr::new(a.host, a.port);
+            crate::store::run(a.region, listen, a.parent_pid, a.lab_dir, a.peer).await
         }
     }
 }
@@ -233,10 +276,17 @@ fn render_topology(state: &LabState, state_dir: &Path) -> String {
             via(&region.store_proxy, &region.store.url),
         ));
         for link in &region.replication {
-            out.push_str(&format!(
-                "  {:<26} replicates to {} via {}\n",
-                link.proxy, link.to, link.listen
-            ));
+            if link.proxy.is_empty() {
+                out.push_str(&format!(
+                    "  {:<26} replicates to {} directly at {}\n",
+                    "", link.to, link.listen
+                ));
+            } else {
+                out.push_str(&format!(
+                    "  {:<26} replicates to {} via {}\n",
+                    link.proxy, link.to, link.listen
+                ));
+            }
         }
         for zone in &region.zones {
             for inst in &zone.instances {
@@ -247,7 +297,57 @@ fn render_topology(state: &LabState, state_dir: &Path) -> String {
             }
         }
     }
+    if let Some(net) = &state.netns {
+        out.push('\n');
+        out.push_str(&render_netns(net));
+    }
     out.push_str("\nsee it with `simian lab status`, stop it with `simian lab down`\n");
+    out
+}
+
+/// The namespaces of a `--netns` lab, one per line with its addresses.
+fn render_netns(net: &NetnsLayout) -> String {
+    let mut rows: Vec<[String; 3]> = vec![
+        ["NAMESPACE".into(), "HOLDS".into(), "ADDRESS".into()],
+        [
+            "(host)".into(),
+            format!("link {}, route {}", net.host_link, net.subnet),
+            format!("{} (store proxies)", net.host_addr),
+        ],
+        [
+            net.core.clone(),
+            "router between regions: partitions go here".into(),
+            net.core_addr.to_string(),
+        ],
+    ];
+    for r in &net.regions {
+        rows.push([
+            r.netns.clone(),
+            format!("store-{}", r.name),
+            format!("{} in {}", r.store_addr, r.cidr),
+        ]);
+        for z in &r.zones {
+            rows.push([
+                z.netns.clone(),
+                format!("{} instances", z.name),
+                z.addr.to_string(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..3)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = format!("network namespaces, subnet {}:\n", net.subnet);
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
     out
 }
 
@@ -309,6 +409,10 @@ fn render_status(status: &LabStatus, state_dir: &Path) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    if let Some(net) = &status.netns {
+        out.push('\n');
+        out.push_str(&render_netns(net));
+    }
     out
 }
 
@@ -354,6 +458,7 @@ mod tests {
                     inst("us-east-b-1", 45678, ProcessState::Stopped, false),
                 ],
             }],
+            netns: None,
         };
         let text = render_status(&status, Path::new("/tmp/x"));
         assert_eq!(
@@ -393,5 +498,62 @@ mod tests {
         );
         assert!(T::try_parse_from(["t", "up", "--regions", "5"]).is_err());
         assert!(T::try_parse_from(["t", "restart"]).is_err());
+    }
+
+    #[test]
+    fn netns_and_subnet_parse_and_subnet_needs_netns() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct T {
+            #[command(subcommand)]
+            cmd: LabCommand,
+        }
+        let up = |args: &[&str]| T::try_parse_from([&["t", "up"], args].concat());
+        let LabCommand::Up(plain) = up(&[]).unwrap().cmd else {
+            panic!("not up")
+        };
+        assert_eq!(plain.network(), Network::Loopback);
+        let LabCommand::Up(ns) = up(&["--netns"]).unwrap().cmd else {
+            panic!("not up")
+        };
+        assert_eq!(ns.network(), Network::Netns(None));
+        let LabCommand::Up(given) = up(&["--netns", "--subnet", "10.150.0.0/16"]).unwrap().cmd
+        else {
+            panic!("not up")
+        };
+        assert_eq!(given.network(), Network::Netns(Some(Subnet::ten(150))));
+        let alone = up(&["--subnet", "10.150.0.0/16"]).unwrap_err().to_string();
+        assert!(alone.contains("--netns"), "{alone}");
+        let public = up(&["--netns", "--subnet", "8.8.0.0/16"])
+            .unwrap_err()
+            .to_string();
+        assert!(public.contains("private"), "{public}");
+    }
+
+    #[test]
+    fn the_topology_lists_every_namespace_with_its_address() {
+        let spec = LabSpec {
+            regions: 2,
+            zones: 2,
+            instances: 1,
+        };
+        let net = NetnsLayout::plan("1a2b3c", &spec, Subnet::ten(142));
+        let text = render_netns(&net);
+        assert!(
+            text.starts_with("network namespaces, subnet 10.142.0.0/16:\n"),
+            "{text}"
+        );
+        for line in [
+            "sl1a2b3c-core",
+            "router between regions: partitions go here",
+            "sl1a2b3c-us-west    store-us-west",
+            "10.142.2.2 in 10.142.2.0/24",
+            "sl1a2b3c-us-west-b  us-west-b instances",
+            "10.142.2.12",
+            "link sl1a2b3c-h, route 10.142.0.0/16",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+        assert_eq!(text.lines().count(), 1 + 3 + 2 * 3);
     }
 }

@@ -23,6 +23,20 @@ pub enum LabError {
     )]
     SupervisorGone { dir: PathBuf, pid: u32 },
 
+    #[error("--netns needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN); without --netns the lab runs on loopback")]
+    NetnsPrivileges,
+
+    #[error("--netns needs the `ip` command, which is not installed: install iproute2 (e.g. `apt-get install iproute2`)")]
+    NetnsNoIp,
+
+    /// A `--subnet` that cannot be used, or no free one.
+    #[error("{0}")]
+    Subnet(String),
+
+    /// Creating or removing the lab's network namespaces failed.
+    #[error("{0}")]
+    Netns(String),
+
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 

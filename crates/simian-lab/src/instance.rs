@@ -209,12 +209,12 @@ fn with_identity(mut resp: Response<Body>, info: &InstanceInfo) -> Response<Body
     resp
 }
 
-/// The `simian lab instance` process: dies with its supervisor, prints
-/// `listening 127.0.0.1:PORT` once bound, serves until SIGTERM or SIGINT. `store` is the
+/// The `simian lab instance` process: dies with its supervisor, binds `listen`, prints
+/// `listening IP:PORT` once bound, serves until SIGTERM or SIGINT. `store` is the
 /// base URL of its region's store (or of the proxy in front of it).
 pub async fn run(
     info: InstanceInfo,
-    port: u16,
+    listen: std::net::SocketAddr,
     parent_pid: Option<u32>,
     store: Option<String>,
 ) -> Result<i32, LabError> {
@@ -222,7 +222,7 @@ pub async fn run(
         StoreLink::new(url).map_err(LabError::InvalidArgument)?;
     }
     let id = info.id.clone();
-    crate::child::run(&id, port, parent_pid, |listener| {
+    crate::child::run(&id, listen, parent_pid, |listener| {
         serve(listener, info, store)
     })
     .await

@@ -7,6 +7,10 @@
 //! asynchronously, each link through its own TCP-mode proxy (`repl-<from>-<to>`), so that
 //! severing it partitions replication while every region keeps serving.
 //!
+//! With root, `lab up --netns` ([`Network::Netns`]) puts every region and zone in a network
+//! namespace of its own behind a router namespace (see [`netns`]): stores then replicate
+//! directly to each other across that router, where nftables rules can partition them.
+//!
 //! A detached supervisor process (`simian lab supervise`) owns the instances, stores, edges
 //! and the proxy, and answers a control socket; this crate's functions ([`up`], [`down`],
 //! [`status`], [`ensure_running`], [`load`]) talk to it through `<state_dir>/lab/`.
@@ -20,6 +24,7 @@ mod error;
 mod http;
 pub mod instance;
 mod lifecycle;
+pub mod netns;
 pub mod procfs;
 mod state;
 pub mod store;
@@ -27,7 +32,8 @@ mod supervisor;
 pub mod topology;
 
 pub use error::LabError;
-pub use lifecycle::{down, ensure_running, status, up};
+pub use lifecycle::{down, ensure_running, status, up, up_with};
+pub use netns::{NetnsLayout, Network, RegionNet, Subnet, ZoneNet};
 pub use state::{
     load, Instance, InstanceStatus, LabPaths, LabState, LabStatus, ProcessState, Region,
     RegionStatus, ReplLink, Store, StoreStatus, Zone,

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use crate::control::{self, Request};
 use crate::state::{read_state, LabPaths};
 use crate::supervisor::{log_tail, running_supervisor, SELF_EXE};
-use crate::{load, procfs, LabError, LabSpec, LabState, LabStatus};
+use crate::{load, netns, procfs, LabError, LabSpec, LabState, LabStatus, Network};
 
 /// How long `up` waits for the lab to be ready.
 const UP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,11 +28,27 @@ fn absolute(dir: &Path) -> Result<PathBuf, LabError> {
     std::path::absolute(dir).map_err(|e| LabError::io(format!("resolve {}", dir.display()), e))
 }
 
-/// Starts a lab in `state_dir` in the background and waits (≤30s) until every instance is
-/// healthy. Fails if a lab already runs there; a lab whose supervisor was killed is cleaned
-/// up first.
+/// Starts a lab in `state_dir` on loopback in the background and waits (≤30s) until every
+/// instance is healthy. Fails if a lab already runs there; a lab whose supervisor was killed
+/// is cleaned up first.
 pub async fn up(state_dir: &Path, spec: LabSpec) -> Result<LabState, LabError> {
+    up_with(state_dir, spec, Network::Loopback).await
+}
+
+/// [`up`], on loopback or in network namespaces. For [`Network::Netns`] it first checks,
+/// creating nothing, that it runs as root with iproute2 installed and that a given subnet
+/// is free (after removing what a killed lab of the same state dir left).
+pub async fn up_with(
+    state_dir: &Path,
+    spec: LabSpec,
+    network: Network,
+) -> Result<LabState, LabError> {
     spec.validate()?;
+    // Without privileges, fail before touching anything, the state dir included.
+    let ip = match network {
+        Network::Loopback => None,
+        Network::Netns(_) => Some(netns::preflight()?),
+    };
     let state_dir = absolute(state_dir)?;
     let paths = LabPaths::new(&state_dir);
     std::fs::create_dir_all(&paths.dir)
@@ -56,8 +72,17 @@ pub async fn up(state_dir: &Path, spec: LabSpec) -> Result<LabState, LabError> {
             pid,
         });
     }
-    if leftovers {
-        cleanup(&paths, read_state(&paths).ok().flatten().as_ref()).await;
+    if leftovers || paths.netns().exists() {
+        cleanup(&paths, read_state(&paths).ok().flatten().as_ref()).await?;
+    }
+    if let (Network::Netns(subnet), Some(ip)) = (network, ip) {
+        let paths = paths.clone();
+        tokio::task::spawn_blocking(move || {
+            netns::remove_leftovers(&paths, &ip)?;
+            subnet.map_or(Ok(()), |s| netns::check_free(&ip, s))
+        })
+        .await
+        .expect("the netns check does not panic")?;
     }
 
     let log_path = paths.supervisor_log();
@@ -73,8 +98,14 @@ pub async fn up(state_dir: &Path, spec: LabSpec) -> Result<LabState, LabError> {
         .args(["lab", "supervise"])
         .args(["--regions", &spec.regions.to_string()])
         .args(["--zones", &spec.zones.to_string()])
-        .args(["--instances", &spec.instances.to_string()])
-        .env_remove("SIMIAN_STATE_DIR")
+        .args(["--instances", &spec.instances.to_string()]);
+    if let Network::Netns(subnet) = network {
+        cmd.arg("--netns");
+        if let Some(s) = subnet {
+            cmd.args(["--subnet", &s.to_string()]);
+        }
+    }
+    cmd.env_remove("SIMIAN_STATE_DIR")
         // Its own process group, away from the terminal's Ctrl-C; no cwd pinned.
         .process_group(0)
         .current_dir("/")
@@ -122,8 +153,8 @@ pub async fn up(state_dir: &Path, spec: LabSpec) -> Result<LabState, LabError> {
 
 /// Stops the lab in `state_dir` and removes its state. Idempotent: `Ok(false)` when nothing
 /// was there. If the supervisor is gone (killed), kills any instance or store left from
-/// `state.json` (checking `/proc/PID/cmdline` first, so a reused pid is left alone) and
-/// removes the files.
+/// `state.json` (checking `/proc/PID/cmdline` first, so a reused pid is left alone), removes
+/// the network namespaces of a `--netns` lab and the files.
 pub async fn down(state_dir: &Path) -> Result<bool, LabError> {
     let state_dir = absolute(state_dir)?;
     let paths = LabPaths::new(&state_dir);
@@ -158,12 +189,13 @@ pub async fn down(state_dir: &Path) -> Result<bool, LabError> {
             wait_dead(&[pid], Duration::from_secs(2)).await;
         }
     }
-    cleanup(&paths, state.as_ref()).await;
+    found |= cleanup(&paths, state.as_ref()).await?;
     Ok(found)
 }
 
-/// Kills instances and stores left by a dead supervisor and removes the lab's state and socket.
-async fn cleanup(paths: &LabPaths, state: Option<&LabState>) {
+/// Kills instances and stores left by a dead supervisor, removes the network namespaces it
+/// left (true if there were any to remove) and the lab's state and socket.
+async fn cleanup(paths: &LabPaths, state: Option<&LabState>) -> Result<bool, LabError> {
     if let Some(state) = state {
         let instances = state
             .instances()
@@ -181,6 +213,13 @@ async fn cleanup(paths: &LabPaths, state: Option<&LabState>) {
         }
         wait_dead(&left, Duration::from_secs(2)).await;
     }
+    // After the processes: a namespace goes away once nothing runs in it.
+    let recorded = state.and_then(|s| s.netns.clone());
+    let paths2 = paths.clone();
+    let had_netns =
+        tokio::task::spawn_blocking(move || netns::teardown_recorded(&paths2, recorded.as_ref()))
+            .await
+            .expect("the netns teardown does not panic");
     for path in [
         paths.state(),
         paths.dir.join("state.json.tmp"),
@@ -188,6 +227,7 @@ async fn cleanup(paths: &LabPaths, state: Option<&LabState>) {
     ] {
         let _ = std::fs::remove_file(path);
     }
+    had_netns
 }
 
 /// Waits until none of `pids` is alive (zombies count as dead); false on timeout.

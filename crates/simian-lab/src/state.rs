@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::netns::NetnsLayout;
 use crate::{procfs, LabError, LabSpec};
 
 /// The files of one lab, all under `<state_dir>/lab/`.
@@ -47,6 +48,11 @@ impl LabPaths {
     pub fn replication(&self) -> PathBuf {
         self.dir.join("replication.json")
     }
+    /// The network namespaces of a `--netns` lab, written before the first one is created and
+    /// removed after the last one is deleted, so `lab down` finds them after a crash.
+    pub fn netns(&self) -> PathBuf {
+        self.dir.join("netns.json")
+    }
 }
 
 /// A running lab: who supervises it, where its edges, instances, stores and proxy listen.
@@ -60,6 +66,10 @@ pub struct LabState {
     pub proxy_api: String,
     pub spec: LabSpec,
     pub regions: Vec<Region>,
+    /// With `lab up --netns`: the namespaces and addresses of every region and zone. Absent
+    /// for a lab on loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<NetnsLayout>,
 }
 
 /// One region: its edge router, its store and its zones.
@@ -68,12 +78,14 @@ pub struct Region {
     pub name: String,
     /// The edge router's base URL, `http://127.0.0.1:PORT`.
     pub edge: String,
-    /// The region's key-value store process, reached directly.
+    /// The region's key-value store process, reached directly (on its namespace's address
+    /// with `--netns`).
     #[serde(default)]
     pub store: Store,
     /// Where the region's instances reach the store: the listen URL of the fault proxy
-    /// `store-<region>`, `http://127.0.0.1:PORT`. (The store's own URL if the lab runs
-    /// without a working proxy.)
+    /// `store-<region>`, `http://127.0.0.1:PORT` (with `--netns`, the host's address on the
+    /// link to the router namespace). The store's own URL if the lab runs without a working
+    /// proxy.
     #[serde(default)]
     pub store_proxy: String,
     /// The links carrying this region's writes to the other regions, one per peer.
@@ -88,7 +100,8 @@ pub struct ReplLink {
     /// The peer region.
     pub to: String,
     /// The TCP-mode fault proxy carrying it, `repl-<from>-<to>`: disable it (or add a
-    /// `timeout` toxic) to partition replication.
+    /// `timeout` toxic) to partition replication. Empty when the link goes directly to the
+    /// peer's store, as with `--netns` (a partition there is an nftables rule).
     pub proxy: String,
     /// The proxy's listen address, `127.0.0.1:PORT` (the peer store's own without a proxy).
     pub listen: String,
@@ -163,6 +176,12 @@ impl LabState {
     /// `lab.REGION.store` -> the store's own URL, `lab.REGION.store_proxy` -> the URL of the
     /// proxy in front of it (named `store-REGION` in the admin API), `lab.repl.FROM.TO` -> the
     /// name of the proxy carrying FROM's writes to TO (`repl-FROM-TO`).
+    ///
+    /// With `--netns`, no `lab.repl.*` (replication goes store to store through the router
+    /// namespace) but `lab.netns` -> the router namespace (where partitions between regions
+    /// go), `lab.subnet` -> the lab's /16, `lab.REGION.cidr` -> the region's /24,
+    /// `lab.REGION.netns` -> its store's namespace, `lab.ZONE.cidr` -> the zone's address as a
+    /// /32, `lab.ZONE.netns` -> the zone's namespace.
     pub fn variables(&self) -> BTreeMap<String, String> {
         let mut vars = BTreeMap::new();
         let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();
@@ -178,7 +197,7 @@ impl LabState {
                 format!("lab.{}.store_proxy", region.name),
                 region.store_proxy.clone(),
             );
-            for link in &region.replication {
+            for link in region.replication.iter().filter(|l| !l.proxy.is_empty()) {
                 vars.insert(
                     format!("lab.repl.{}.{}", region.name, link.to),
                     link.proxy.clone(),
@@ -187,6 +206,21 @@ impl LabState {
         }
         for instance in self.instances() {
             vars.insert(format!("lab.{}", instance.id), instance.url.clone());
+        }
+        if let Some(net) = &self.netns {
+            vars.insert("lab.netns".to_string(), net.core.clone());
+            vars.insert("lab.subnet".to_string(), net.subnet.to_string());
+            for region in &net.regions {
+                vars.insert(format!("lab.{}.cidr", region.name), region.cidr.clone());
+                vars.insert(format!("lab.{}.netns", region.name), region.netns.clone());
+                for zone in &region.zones {
+                    vars.insert(
+                        format!("lab.{}.cidr", zone.name),
+                        format!("{}/32", zone.addr),
+                    );
+                    vars.insert(format!("lab.{}.netns", zone.name), zone.netns.clone());
+                }
+            }
         }
         vars
     }
@@ -220,6 +254,9 @@ pub struct LabStatus {
     pub proxy_api: String,
     pub spec: LabSpec,
     pub regions: Vec<RegionStatus>,
+    /// With `--netns`: the namespaces and addresses, as in [`LabState::netns`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<NetnsLayout>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,7 +412,58 @@ mod tests {
                     }],
                 },
             ],
+            netns: None,
         }
+    }
+
+    /// [`sample`] as `lab up --netns` would record it in 10.142.0.0/16.
+    fn sample_netns() -> LabState {
+        let mut state = sample(1);
+        let net = NetnsLayout::plan("1a2b3c", &state.spec, crate::Subnet::ten(142));
+        for (region, rnet) in state.regions.iter_mut().zip(&net.regions) {
+            region.store.url = format!("http://{}:9050", rnet.store_addr);
+            region.store_proxy = "http://10.142.0.1:9060".into();
+            for link in &mut region.replication {
+                link.proxy = String::new();
+            }
+            for (zone, znet) in region.zones.iter_mut().zip(&rnet.zones) {
+                for inst in &mut zone.instances {
+                    inst.url = format!("http://{}:{}", znet.addr, inst.port);
+                }
+            }
+        }
+        state.netns = Some(net);
+        state
+    }
+
+    #[test]
+    fn netns_variables_name_namespaces_and_cidrs_and_no_replication_proxies() {
+        let loopback = sample(1).variables();
+        let vars = sample_netns().variables();
+        assert_eq!(vars["lab.netns"], "sl1a2b3c-core");
+        assert_eq!(vars["lab.subnet"], "10.142.0.0/16");
+        assert_eq!(vars["lab.us-east.cidr"], "10.142.1.0/24");
+        assert_eq!(vars["lab.us-west.cidr"], "10.142.2.0/24");
+        assert_eq!(vars["lab.us-west.netns"], "sl1a2b3c-us-west");
+        assert_eq!(vars["lab.us-east-a.cidr"], "10.142.1.11/32");
+        assert_eq!(vars["lab.us-west-a.netns"], "sl1a2b3c-us-west-a");
+        assert_eq!(vars["lab.us-west.store"], "http://10.142.2.2:9050");
+        assert_eq!(vars["lab.us-east-a-1"], "http://10.142.1.11:9001");
+        assert!(!vars.keys().any(|k| k.starts_with("lab.repl.")), "{vars:?}");
+        // Loopback's 12 minus the 2 replication proxies, plus netns, subnet and per region
+        // and zone a cidr and a namespace.
+        assert_eq!(vars.len(), 12 - 2 + 2 + 2 * 2 + 2 * 2);
+        assert!(!loopback.contains_key("lab.netns"));
+        assert!(!loopback.keys().any(|k| k.ends_with(".cidr")));
+    }
+
+    #[test]
+    fn a_netns_state_round_trips_and_a_loopback_one_has_no_netns_key() {
+        let state = sample_netns();
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<LabState>(&json).unwrap(), state);
+        let plain = serde_json::to_value(sample(1)).unwrap();
+        assert!(plain.get("netns").is_none(), "{plain}");
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! per replication link (`repl-<from>-<to>`, upstream: `<to>`'s store) and tells the stores
 //! where they are in `replication.json`.
 //!
+//! With `--netns` it first builds the lab's network namespaces (see [`crate::netns`]), starts
+//! each store in its region's namespace and each instance in its zone's (`ip netns exec`),
+//! binds the store proxies on the host's address of the router link, and lets stores
+//! replicate directly to each other through the router namespace, without `repl-*` proxies.
+//! It deletes the namespaces when it stops.
+//!
 //! It never restarts an instance or a store on its own: a chaos experiment that kills a zone
 //! must see the zone stay dead. It reaps dead processes, reports them dead, and brings one
 //! back only when asked (`ensure_running`), on the same port, so the proxy and the instances
@@ -13,7 +19,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +34,16 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::control::{Reply, Request};
 use crate::edge::{Backend, Edge, EdgeConfig};
+use crate::netns::LabNet;
 use crate::state::{
     write_state, InstanceStatus, LabPaths, ProcessState, RegionStatus, ReplLink, StoreStatus,
 };
 use crate::store::repl::{self, Link};
 use crate::store::store_id;
-use crate::{procfs, Instance, LabError, LabSpec, LabState, LabStatus, Region, Store, Zone};
+use crate::{
+    procfs, Instance, LabError, LabSpec, LabState, LabStatus, NetnsLayout, Network, Region, Store,
+    Zone,
+};
 
 /// How long a fresh instance has to print its `listening` line.
 const SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,6 +76,10 @@ struct Member {
     id: String,
     region: String,
     role: Role,
+    /// Where it listens: 127.0.0.1, or its namespace's address with `--netns`.
+    host: IpAddr,
+    /// With `--netns`: the namespace it runs in.
+    netns: Option<String>,
     port: u16,
     pid: u32,
     /// False once our reaper saw the process exit.
@@ -90,7 +104,7 @@ impl Member {
     }
 
     fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::new(self.host, self.port)
     }
 }
 
@@ -105,6 +119,11 @@ struct StoreRoute {
 struct Sup {
     paths: LabPaths,
     spec: LabSpec,
+    /// With `--netns`: the layout, and the `ip` command that runs members in it.
+    layout: Option<NetnsLayout>,
+    ip: Option<PathBuf>,
+    /// The namespaces themselves; taken and removed at shutdown.
+    net: Mutex<Option<LabNet>>,
     members: Mutex<Vec<Member>>,
     /// One per member: serializes `ensure_running` on the same instance.
     restarting: Vec<tokio::sync::Mutex<()>>,
@@ -127,7 +146,7 @@ struct Sup {
 }
 
 /// Runs the supervisor until shutdown. Returns the process exit code.
-pub async fn run(state_dir: &Path, spec: LabSpec) -> Result<i32, LabError> {
+pub async fn run(state_dir: &Path, spec: LabSpec, network: Network) -> Result<i32, LabError> {
     use tokio::signal::unix::{signal, SignalKind};
 
     spec.validate()?;
@@ -153,31 +172,74 @@ pub async fn run(state_dir: &Path, spec: LabSpec) -> Result<i32, LabError> {
     // Closing the terminal that ran `lab up` must not take the lab down.
     let mut hup = watch(SignalKind::hangup(), "SIGHUP")?;
 
+    // Namespaces before anything that runs in them. Dropping `net` removes them, so an
+    // early return below leaves nothing behind.
+    let net = match network {
+        Network::Loopback => None,
+        Network::Netns(subnet) => {
+            let paths = paths.clone();
+            let net =
+                tokio::task::spawn_blocking(move || crate::netns::setup(&paths, &spec, subnet))
+                    .await
+                    .expect("the netns setup does not panic")?;
+            eprintln!(
+                "netns: {} namespaces in {} (router {})",
+                net.layout.namespaces().len(),
+                net.layout.subnet,
+                net.layout.core
+            );
+            Some(net)
+        }
+    };
+    let layout = net.as_ref().map(|n| n.layout.clone());
+    let loopback = (IpAddr::V4(Ipv4Addr::LOCALHOST), None);
+    let place_zone = |zone: &str| match layout.as_ref().and_then(|l| l.zone(zone)) {
+        Some(z) => (IpAddr::V4(z.addr), Some(z.netns.clone())),
+        None => loopback.clone(),
+    };
+    let place_store = |region: &str| match layout.as_ref().and_then(|l| l.region(region)) {
+        Some(r) => (IpAddr::V4(r.store_addr), Some(r.netns.clone())),
+        None => loopback.clone(),
+    };
+
     let mut members: Vec<Member> = spec
         .placements()
         .into_iter()
-        .map(|place| Member {
-            id: place.id,
-            region: place.region,
-            role: Role::Instance { zone: place.zone },
+        .map(|place| {
+            let (host, netns) = place_zone(&place.zone);
+            Member {
+                id: place.id,
+                region: place.region,
+                role: Role::Instance { zone: place.zone },
+                host,
+                netns,
+                port: 0,
+                pid: 0,
+                alive: false,
+            }
+        })
+        .collect();
+    members.extend(spec.region_names().into_iter().map(|region| {
+        let (host, netns) = place_store(region);
+        Member {
+            id: store_id(region),
+            region: region.to_string(),
+            role: Role::Store,
+            host,
+            netns,
             port: 0,
             pid: 0,
             alive: false,
-        })
-        .collect();
-    members.extend(spec.region_names().into_iter().map(|region| Member {
-        id: store_id(region),
-        region: region.to_string(),
-        role: Role::Store,
-        port: 0,
-        pid: 0,
-        alive: false,
+        }
     }));
     let sup = Arc::new(Sup {
         restarting: members.iter().map(|_| Default::default()).collect(),
         members: Mutex::new(members),
         paths: paths.clone(),
         spec,
+        ip: net.as_ref().map(|n| n.ip.clone()),
+        layout,
+        net: Mutex::new(net),
         edges: OnceLock::new(),
         proxy: Default::default(),
         proxy_api: OnceLock::new(),
@@ -343,28 +405,41 @@ impl Sup {
                 .map(|m| (m.id.clone(), m.region.clone(), m.addr()))
                 .collect()
         };
+        // With `--netns` the zones reach the host on its end of the router link.
+        let listen_ip: IpAddr = match &self.layout {
+            Some(l) => IpAddr::V4(l.host_addr),
+            None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
         let mut configs: Vec<ProxyConfig> = stores
             .iter()
             .map(|(id, _, addr)| ProxyConfig {
                 name: id.clone(),
-                listen: "127.0.0.1:0".into(),
+                listen: SocketAddr::new(listen_ip, 0).to_string(),
                 upstream: addr.to_string(),
                 enabled: true,
                 mode: Mode::Http,
             })
             .collect();
         // Replication links: from each region to every other, upstream the peer's store.
+        // With `--netns` they go store to store across the router namespace, where nftables
+        // rules partition them: no proxy (an empty name).
+        let direct = self.layout.is_some();
         let mut links = Vec::new();
         for (_, from, _) in &stores {
             for (_, to, to_addr) in stores.iter().filter(|(_, to, _)| to != from) {
-                let name = repl::proxy_name(from, to);
-                configs.push(ProxyConfig {
-                    name: name.clone(),
-                    listen: "127.0.0.1:0".into(),
-                    upstream: to_addr.to_string(),
-                    enabled: true,
-                    mode: Mode::Tcp,
-                });
+                let name = if direct {
+                    String::new()
+                } else {
+                    let name = repl::proxy_name(from, to);
+                    configs.push(ProxyConfig {
+                        name: name.clone(),
+                        listen: "127.0.0.1:0".into(),
+                        upstream: to_addr.to_string(),
+                        enabled: true,
+                        mode: Mode::Tcp,
+                    });
+                    name
+                };
                 links.push(Link {
                     from: from.clone(),
                     to: to.clone(),
@@ -402,7 +477,7 @@ impl Sup {
             };
             routes.push(StoreRoute { region, via });
         }
-        for link in &mut links {
+        for link in links.iter_mut().filter(|l| !l.proxy.is_empty()) {
             match server.proxy_addr(&link.proxy) {
                 Some(proxy) => {
                     eprintln!(
@@ -444,9 +519,15 @@ impl Sup {
 
     /// Starts member `i` listening on `port` (0: any) and returns its pid once it listens.
     async fn spawn_member(self: &Arc<Self>, i: usize, port: u16) -> Result<u32, String> {
-        let (id, region, role) = {
+        let (id, region, role, host, netns) = {
             let m = &self.members.lock().unwrap()[i];
-            (m.id.clone(), m.region.clone(), m.role.clone())
+            (
+                m.id.clone(),
+                m.region.clone(),
+                m.role.clone(),
+                m.host,
+                m.netns.clone(),
+            )
         };
         let log_path = self.paths.instance_log(&id);
         let log = File::options()
@@ -454,8 +535,21 @@ impl Sup {
             .append(true)
             .open(&log_path)
             .map_err(|e| format!("open {}: {e}", log_path.display()))?;
-        let mut cmd = tokio::process::Command::new(SELF_EXE);
-        cmd.arg0("simian");
+        let mut cmd = match (&self.ip, &netns) {
+            // `ip` execs in place: the pid is the member's, and we stay its parent. Inside,
+            // `/proc/self/exe` would be `ip`: name our own binary through our pid instead.
+            (Some(ip), Some(ns)) => {
+                let mut cmd = tokio::process::Command::new(ip);
+                cmd.args(["netns", "exec", ns])
+                    .arg(format!("/proc/{}/exe", std::process::id()));
+                cmd
+            }
+            _ => {
+                let mut cmd = tokio::process::Command::new(SELF_EXE);
+                cmd.arg0("simian");
+                cmd
+            }
+        };
         match &role {
             Role::Instance { zone } => {
                 cmd.args(["lab", "instance", "--region", &region])
@@ -479,7 +573,8 @@ impl Sup {
                 }
             }
         }
-        cmd.args(["--port", &port.to_string()])
+        cmd.args(["--host", &host.to_string()])
+            .args(["--port", &port.to_string()])
             .args(["--parent-pid", &std::process::id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -578,7 +673,7 @@ impl Sup {
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = self.members.lock().unwrap()[i].addr();
         loop {
             if answers_health(addr).await {
                 break;
@@ -673,6 +768,7 @@ impl Sup {
             proxy_api: self.proxy_api.get().cloned().unwrap_or_default(),
             spec: self.spec,
             regions,
+            netns: self.layout.clone(),
         }
     }
 
@@ -699,8 +795,18 @@ impl Sup {
         for r in &state.regions {
             let store_state = self.process_state(&r.store.id, r.store.pid);
             // Stores have no edge checking them: ask now, unless it cannot answer anyway.
+            let store_addr = self
+                .members
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|m| m.id == r.store.id)
+                .map(Member::addr);
             let store_healthy = store_state == ProcessState::Running
-                && answers_health(SocketAddr::from(([127, 0, 0, 1], r.store.port))).await;
+                && match store_addr {
+                    Some(addr) => answers_health(addr).await,
+                    None => false,
+                };
             regions.push(RegionStatus {
                 name: r.name.clone(),
                 edge: r.edge.clone(),
@@ -735,12 +841,13 @@ impl Sup {
             proxy_api: state.proxy_api,
             spec: state.spec,
             regions,
+            netns: state.netns,
         }
     }
 
     /// Shuts the proxy down, then stops every instance and store (SIGCONT first: a stopped
     /// process would not act on SIGTERM), SIGTERM, SIGKILL after the grace period, then
-    /// removes `state.json` and the socket.
+    /// removes the network namespaces (with `--netns`), `state.json` and the socket.
     async fn shutdown(&self) {
         let mut done = self.shut_down.lock().await;
         if *done {
@@ -771,6 +878,16 @@ impl Sup {
             eprintln!("supervisor: processes left after SIGTERM, sending SIGKILL");
             signal_all(Signal::SIGKILL);
             self.wait_all_reaped(Duration::from_secs(1)).await;
+        }
+        let net = self.net.lock().unwrap().take();
+        if let Some(mut net) = net {
+            // Blocking `ip` commands, off the runtime's threads.
+            let removed = tokio::task::spawn_blocking(move || net.teardown()).await;
+            match removed {
+                Ok(Ok(())) => eprintln!("netns: removed"),
+                Ok(Err(e)) => eprintln!("netns: {e}"),
+                Err(e) => eprintln!("netns: the teardown failed: {e}"),
+            }
         }
         for path in [self.paths.state(), self.paths.control()] {
             let _ = std::fs::remove_file(path);

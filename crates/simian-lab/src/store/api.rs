@@ -252,15 +252,15 @@ fn replication_metrics(region: &str, report: &super::repl::Report) -> String {
     out
 }
 
-/// The `simian lab store` process: `region`'s store, preloaded, on `127.0.0.1:port`. Same
-/// conventions as an instance: dies with its supervisor, prints `listening 127.0.0.1:PORT`
-/// once bound, serves until SIGTERM or SIGINT.
+/// The `simian lab store` process: `region`'s store, preloaded, on `listen`. Same
+/// conventions as an instance: dies with its supervisor, prints `listening IP:PORT` once
+/// bound, serves until SIGTERM or SIGINT.
 ///
 /// With a `lab_dir`, the store keeps its write-ahead file there (`store-<region>.wal`) and
 /// ships its writes to each of `peers`, at the address `replication.json` there gives.
 pub async fn run(
     region: String,
-    port: u16,
+    listen: std::net::SocketAddr,
     parent_pid: Option<u32>,
     lab_dir: Option<std::path::PathBuf>,
     peers: Vec<String>,
@@ -278,7 +278,7 @@ pub async fn run(
         None => (Kv::preloaded(&region), Vec::new()),
     };
     let kv = Arc::new(kv);
-    crate::child::run(&id, port, parent_pid, |listener| async move {
+    crate::child::run(&id, listen, parent_pid, |listener| async move {
         let repl = Replication::start(kv.clone(), peers);
         serve(listener, kv, repl).await
     })
