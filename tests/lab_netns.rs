@@ -20,7 +20,7 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_simian");
 
 /// True as root; otherwise says why the test does nothing.
-fn root_or_skip() -> bool {
+pub(crate) fn root_or_skip() -> bool {
     let root = nix::unistd::geteuid().is_root();
     if !root {
         eprintln!("SKIPPED: `lab up --netns` tests need root (CI runs as root)");
@@ -30,12 +30,12 @@ fn root_or_skip() -> bool {
 
 /// A state dir for a `--netns` lab. On drop: `lab down`, then, should anything of the lab's
 /// tag still exist (the test failed before `down` could work), `ip netns del` it.
-struct NetLab {
-    dir: tempfile::TempDir,
+pub(crate) struct NetLab {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl NetLab {
-    fn new() -> NetLab {
+    pub(crate) fn new() -> NetLab {
         NetLab {
             dir: tempfile::tempdir().unwrap(),
         }
@@ -54,7 +54,7 @@ impl NetLab {
     }
 
     /// `lab up --netns` with `size` (e.g. `["--zones", "1"]`); returns `state.json`.
-    fn up(&self, size: &[&str]) -> Value {
+    pub(crate) fn up(&self, size: &[&str]) -> Value {
         let out = self.simian(&[&["up", "--netns", "--instances", "1"], size].concat());
         assert_ok(&out);
         self.state()
@@ -223,7 +223,7 @@ fn netns_of(pid: u64) -> String {
 }
 
 /// Whether a TCP connect from inside namespace `ns` to `addr` succeeds within 2s.
-fn connects_from(ns: &str, addr: &str) -> bool {
+pub(crate) fn connects_from(ns: &str, addr: &str) -> bool {
     let (host, port) = addr.rsplit_once(':').unwrap();
     Command::new("ip")
         .args(["netns", "exec", ns, "timeout", "2", "bash", "-c"])
@@ -263,7 +263,7 @@ fn get(base: &str, path: &str) -> (u16, String) {
     request(base, "GET", path, "").unwrap_or((0, String::new()))
 }
 
-fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -271,7 +271,7 @@ fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn region<'a>(v: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn region<'a>(v: &'a Value, name: &str) -> &'a Value {
     v["regions"]
         .as_array()
         .unwrap()
@@ -280,7 +280,7 @@ fn region<'a>(v: &'a Value, name: &str) -> &'a Value {
         .unwrap()
 }
 
-fn str_of(v: &Value) -> String {
+pub(crate) fn str_of(v: &Value) -> String {
     v.as_str()
         .unwrap_or_else(|| panic!("not a string: {v}"))
         .to_string()
@@ -298,7 +298,7 @@ fn host_of(url: &str) -> String {
     addr.ip().to_string()
 }
 
-fn store_url(state: &Value, name: &str) -> String {
+pub(crate) fn store_url(state: &Value, name: &str) -> String {
     str_of(&region(state, name)["store"]["url"])
 }
 

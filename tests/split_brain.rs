@@ -89,3 +89,210 @@ method:
     assert!(e.contains("no region `eu-west`"), "{e}");
     assert!(e.contains("its regions are us-east, us-west"), "{e}");
 }
+
+/// Split-brain on a `--netns` lab, as root: `split` is an nftables table in the lab's router
+/// namespace. These tests check the packets, the table's life and the host's ruleset.
+mod netns {
+    use std::process::{Child, Command, Output, Stdio};
+    use std::time::Duration;
+
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    use crate::common::{assert_exit, root, stdout, BIN};
+    use crate::lab_netns::{
+        connects_from, region, root_or_skip, store_url, str_of, wait_until, NetLab,
+    };
+
+    /// What the tests need of a running netns lab.
+    struct Split {
+        lab: NetLab,
+        core: String,
+        east_ns: String,
+        west_ns: String,
+        east_store: String,
+        west_store: String,
+    }
+
+    impl Split {
+        fn up() -> Split {
+            let lab = NetLab::new();
+            let state = lab.up(&["--zones", "2"]);
+            let net = &state["netns"];
+            let addr = |r: &str| {
+                store_url(&state, r)
+                    .trim_start_matches("http://")
+                    .to_string()
+            };
+            Split {
+                core: str_of(&net["core"]),
+                east_ns: str_of(&region(net, "us-east")["netns"]),
+                west_ns: str_of(&region(net, "us-west")["netns"]),
+                east_store: addr("us-east"),
+                west_store: addr("us-west"),
+                lab,
+            }
+        }
+
+        /// `simian run scenarios/split-brain.yaml` in the background, shortened.
+        fn run(&self, hold: &str, extra: &[&str]) -> Run {
+            let child = Command::new(BIN)
+                .current_dir(root())
+                .arg("--state-dir")
+                .arg(self.lab.dir.path())
+                .env_remove("SIMIAN_STATE_DIR")
+                .args([
+                    "run",
+                    "scenarios/split-brain.yaml",
+                    "--var",
+                    &format!("hold={hold}"),
+                ])
+                .args([
+                    "--var",
+                    "before=2s",
+                    "--var",
+                    "settle=5s",
+                    "--var",
+                    "after=2s",
+                ])
+                .args(["--var", "records=10", "--var", "rate=20"])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            Run(Some(child))
+        }
+
+        /// The nftables tables of the router namespace.
+        fn tables(&self) -> String {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.core, "nft", "list", "tables"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+
+        fn split_in_place(&self) -> bool {
+            self.tables().contains("simian_split_brain")
+        }
+
+        /// Both ways across the regions, straight from one namespace to the other's store.
+        fn regions_connect(&self) -> (bool, bool) {
+            (
+                connects_from(&self.east_ns, &self.west_store),
+                connects_from(&self.west_ns, &self.east_store),
+            )
+        }
+    }
+
+    /// A run in the background, SIGKILLed if the test fails before it ends.
+    struct Run(Option<Child>);
+
+    impl Run {
+        fn pid(&self) -> Pid {
+            Pid::from_raw(self.0.as_ref().unwrap().id() as i32)
+        }
+
+        fn wait(mut self) -> Output {
+            self.0.take().unwrap().wait_with_output().unwrap()
+        }
+    }
+
+    impl Drop for Run {
+        fn drop(&mut self) {
+            if let Some(mut c) = self.0.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// The host's own ruleset, which nothing here may change.
+    fn host_ruleset() -> String {
+        let out = Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn the_split_drops_packets_between_regions_and_the_revert_restores_them() {
+        if !root_or_skip() {
+            return;
+        }
+        let host = host_ruleset();
+        let s = Split::up();
+        assert_eq!(
+            s.regions_connect(),
+            (true, true),
+            "the regions connect before"
+        );
+        let run = s.run("6s", &[]);
+        wait_until(Duration::from_secs(20), "the split is in place", || {
+            s.split_in_place()
+        });
+        assert_eq!(
+            s.regions_connect(),
+            (false, false),
+            "no packet crosses the split"
+        );
+        let out = run.wait();
+        assert_exit(&out, 0);
+        let o = stdout(&out);
+        assert!(o.contains("✔ during  east.success_ratio >= 99%"), "{o}");
+        assert!(o.contains("✔ after   east-to-west.queued == 0"), "{o}");
+        assert!(o.contains("✔ after   west-to-east.lost == 0"), "{o}");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains("east-to-west: visible 0.00%"),
+            "nothing queued:\n{e}"
+        );
+        assert!(!s.split_in_place(), "table left behind:\n{}", s.tables());
+        assert_eq!(
+            s.regions_connect(),
+            (true, true),
+            "the regions connect after"
+        );
+        assert_eq!(host_ruleset(), host, "the host's ruleset changed");
+    }
+
+    #[test]
+    fn sigint_and_sigkill_then_recover_leave_no_table_behind() {
+        if !root_or_skip() {
+            return;
+        }
+        let host = host_ruleset();
+        let s = Split::up();
+
+        let run = s.run("60s", &[]);
+        wait_until(Duration::from_secs(20), "the split is in place", || {
+            s.split_in_place()
+        });
+        kill(run.pid(), Signal::SIGINT).unwrap();
+        let out = run.wait();
+        assert_exit(&out, 2);
+        assert!(!s.split_in_place(), "SIGINT left:\n{}", s.tables());
+        assert_eq!(s.regions_connect(), (true, true));
+
+        let journal = s.lab.dir.path().join("killed.jsonl");
+        let journal = journal.to_str().unwrap();
+        let run = s.run("60s", &["--journal", journal]);
+        wait_until(Duration::from_secs(20), "the split is in place", || {
+            s.split_in_place()
+        });
+        kill(run.pid(), Signal::SIGKILL).unwrap(); // nothing reverts
+        run.wait();
+        assert!(s.split_in_place(), "a SIGKILLed run cannot have reverted");
+        assert_eq!(s.regions_connect(), (false, false));
+        let out = Command::new(BIN)
+            .args(["recover", journal])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        assert!(!s.split_in_place(), "recover left:\n{}", s.tables());
+        assert_eq!(s.regions_connect(), (true, true));
+        assert_eq!(host_ruleset(), host, "the host's ruleset changed");
+    }
+}

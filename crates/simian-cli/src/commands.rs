@@ -178,9 +178,20 @@ async fn run(args: RunArgs, state_dir: &Path) -> i32 {
     }
     let mut throwaway = false;
     let mut lab = lab_state(state_dir);
+    if args.netns && lab.as_ref().is_some_and(|l| l.netns.is_none()) {
+        eprintln!(
+            "warning: a loopback lab already runs in {}; --netns applies only to a lab this run starts",
+            state_dir.display()
+        );
+    }
     if args.lab && lab.is_none() {
         eprintln!("starting a throwaway lab in {} …", state_dir.display());
-        match simian_lab::up(state_dir, simian_lab::LabSpec::default()).await {
+        let network = if args.netns {
+            simian_lab::Network::Netns(None)
+        } else {
+            simian_lab::Network::Loopback
+        };
+        match simian_lab::up_with(state_dir, simian_lab::LabSpec::default(), network).await {
             Ok(l) => {
                 lab = Some(l);
                 throwaway = true;

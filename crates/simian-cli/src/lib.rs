@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// Start a throwaway lab for this run (unless one is running) and take it down afterwards.
     #[arg(long)]
     pub lab: bool,
+    /// With --lab: start it with `lab up --netns` (root): regions in network namespaces,
+    /// so `split` drops real packets between them.
+    #[arg(long, requires = "lab")]
+    pub netns: bool,
     /// Only print the summary, not progress.
     #[arg(long, short)]
     pub quiet: bool,
