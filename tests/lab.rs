@@ -1,8 +1,6 @@
 //! `simian lab` end to end: the real binary, its supervisor, instances, stores, fault proxy
 //! and edge routers, on 127.0.0.1, each test in its own state directory.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -172,29 +170,12 @@ fn get(base: &str, path: &str) -> std::io::Result<(u16, String)> {
 /// One request over a fresh connection: the status code and the whole response, head
 /// lowercased.
 fn request(base: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let addr: std::net::SocketAddr = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    assert!(addr.ip().is_loopback(), "the lab listens on 127.0.0.1 only");
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\n\
-         content-type: application/json\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, format!("{}\r\n\r\n{body}", head.to_ascii_lowercase())))
+    assert!(
+        base.starts_with("http://127."),
+        "the lab listens on 127.0.0.1 only"
+    );
+    let (code, head, body) = crate::common::try_http(method, &format!("{base}{path}"), body)?;
+    Ok((code, format!("{head}\r\n\r\n{body}")))
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //! Everything here goes to 127.0.0.1 or to addresses inside the namespaces the labs create;
 //! nft only ever runs inside a lab's router namespace.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -236,27 +236,8 @@ pub(crate) fn connects_from(ns: &str, addr: &str) -> bool {
 
 /// One HTTP/1.1 request over a fresh connection: the status code and the body.
 fn request(base: &str, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let addr: SocketAddr = base
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, body.to_string()))
+    let (code, _, body) = crate::common::try_http(method, &format!("{base}{path}"), body)?;
+    Ok((code, body))
 }
 
 fn get(base: &str, path: &str) -> (u16, String) {

@@ -209,28 +209,33 @@ guards:
 }
 
 /// A plain HTTP/1.1 request over a std socket (Connection: close): (status, body).
+/// Panics if it cannot connect.
 pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let (status, _, body) = try_http(method, url, body.unwrap_or("")).expect("connect");
+    (status, body)
+}
+
+/// One HTTP/1.1 request over a fresh connection (connect within 2s, answer within 5s):
+/// the status (0 if none), the head lowercased, the body.
+pub fn try_http(method: &str, url: &str, body: &str) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let rest = url.trim_start_matches("http://");
     let (host, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut s = std::net::TcpStream::connect(host).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let body = body.unwrap_or("");
+    let addr: std::net::SocketAddr = host.parse().expect("tests use IP:PORT");
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    (status, body)
+    )?;
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, head.to_ascii_lowercase(), body.to_string()))
 }
 
 impl Lab {

@@ -324,15 +324,9 @@ pub async fn run(cmd: ProbeCommand) -> Result<i32, ProbeError> {
             };
             let recorder = recorder_for(&a.common, a.timeout);
             let task = tcp::spawn(&spec, recorder.clone(), cancel.clone())?;
-            let mut s = Watch {
-                recorder,
-                cancel,
-                task,
-                stats: None,
-                prom: None,
-            }
-            .run(&a.common, "connects")
-            .await;
+            let mut s = Watch::plain(recorder, cancel, task)
+                .run(&a.common, "connects")
+                .await;
             s.probe = "tcp";
             s.target = a.address;
             (s, a.common)
@@ -345,15 +339,9 @@ pub async fn run(cmd: ProbeCommand) -> Result<i32, ProbeError> {
             };
             let recorder = recorder_for(&a.common, a.timeout);
             let task = command::spawn(&spec, recorder.clone(), cancel.clone())?;
-            let mut s = Watch {
-                recorder,
-                cancel,
-                task,
-                stats: None,
-                prom: None,
-            }
-            .run(&a.common, "runs")
-            .await;
+            let mut s = Watch::plain(recorder, cancel, task)
+                .run(&a.common, "runs")
+                .await;
             s.probe = "command";
             s.target = a.run;
             (s, a.common)
@@ -396,15 +384,9 @@ pub async fn run(cmd: ProbeCommand) -> Result<i32, ProbeError> {
             };
             let recorder = recorder_for(&a.common, a.lost_after);
             let task = replication::spawn(&spec, recorder.clone(), cancel.clone())?;
-            let mut s = Watch {
-                recorder,
-                cancel,
-                task,
-                stats: None,
-                prom: None,
-            }
-            .run(&a.common, "records")
-            .await;
+            let mut s = Watch::plain(recorder, cancel, task)
+                .run(&a.common, "records")
+                .await;
             s.probe = "replication";
             s.target = format!("{} → {}", a.write, a.read);
             (s, a.common)
@@ -455,6 +437,17 @@ struct Watch {
 }
 
 impl Watch {
+    /// A probe with nothing to watch beyond its recorder.
+    fn plain(recorder: Arc<Recorder>, cancel: CancellationToken, task: JoinHandle<()>) -> Watch {
+        Watch {
+            recorder,
+            cancel,
+            task,
+            stats: None,
+            prom: None,
+        }
+    }
+
     /// Prints progress each second until the duration ends or Ctrl-C, then
     /// stops the probe, lets what is in flight finish, and sums up.
     async fn run(self, common: &Common, noun: &str) -> Summary {

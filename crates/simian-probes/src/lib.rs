@@ -96,6 +96,15 @@ where
     })
 }
 
+/// `Ok` when [`check`] found nothing; the problems as [`ProbeError::Invalid`] otherwise.
+fn valid(problems: Vec<String>) -> Result<(), ProbeError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ProbeError::Invalid(problems))
+    }
+}
+
 /// A duration setting must be above zero: `name` is the field, for the message.
 fn check_positive(name: &str, d: simian_core::Dur, problems: &mut Vec<String>) {
     if d.0.is_zero() {

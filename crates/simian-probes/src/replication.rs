@@ -102,10 +102,7 @@ pub fn spawn(
     recorder: Arc<Recorder>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, ProbeError> {
-    let problems = check(c);
-    if !problems.is_empty() {
-        return Err(ProbeError::Invalid(problems));
-    }
+    crate::valid(check(c))?;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())

@@ -34,10 +34,7 @@ pub fn spawn(
     recorder: Arc<Recorder>,
     cancel: CancellationToken,
 ) -> Result<JoinHandle<()>, ProbeError> {
-    let problems = check(c);
-    if !problems.is_empty() {
-        return Err(ProbeError::Invalid(problems));
-    }
+    crate::valid(check(c))?;
     let (address, timeout) = (Arc::<str>::from(c.address.as_str()), c.timeout.0);
     Ok(crate::every(c.interval.0, recorder, cancel, move |due| {
         let address = address.clone();
