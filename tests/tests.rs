@@ -3,6 +3,7 @@
 mod common;
 mod lab;
 mod lab_netns;
+mod lab_traffic;
 mod latency;
 mod netfilter;
 mod process;

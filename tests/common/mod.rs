@@ -21,6 +21,11 @@ pub struct Lab {
 impl Lab {
     /// 2 regions × 3 zones × 1 instance: small enough for parallel tests on 2 cores.
     pub fn up() -> Lab {
+        Lab::up_with(&[])
+    }
+
+    /// [`Lab::up`]'s lab with more `lab up` arguments, e.g. `["--capacity", "us-west=50"]`.
+    pub fn up_with(extra: &[&str]) -> Lab {
         let dir = tempfile::tempdir().expect("temp dir");
         let out = Command::new(BIN)
             .args(["--state-dir"])
@@ -35,6 +40,7 @@ impl Lab {
                 "--instances",
                 "1",
             ])
+            .args(extra)
             .output()
             .expect("run simian lab up");
         assert!(

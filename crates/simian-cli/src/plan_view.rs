@@ -110,6 +110,34 @@ fn steps(o: &mut String, list: &[Step], planned: &BTreeMap<&str, &Planned>, inde
                 let _ = writeln!(o, "{indent}{}. at once:", i + 1);
                 steps(o, inner, planned, &format!("{indent}   "));
             }
+            Step::Evacuate(ev) => {
+                let name = ev.name.as_deref().unwrap_or("?");
+                let shares: Vec<String> = ev
+                    .shares()
+                    .iter()
+                    .map(|x| format!("{:.0}%", x * 100.0))
+                    .collect();
+                let back = match ev.back {
+                    simian_experiment::Back::Gradual => "back the same steps",
+                    simian_experiment::Back::Immediate => "back at once",
+                };
+                let _ = writeln!(
+                    o,
+                    "{indent}{}. evacuate {name}: {} → {} by {}, {} apart, each gated on the hypothesis; hold {}; {back}",
+                    i + 1,
+                    ev.from,
+                    ev.to,
+                    shares.join(", "),
+                    ev.every,
+                    ev.hold
+                );
+                if let Some(p) = planned.get(name) {
+                    for t in &p.fault.plan().targets {
+                        let _ = writeln!(o, "{indent}     - {t}");
+                    }
+                    let _ = writeln!(o, "{indent}     revert: {}", p.fault.plan().revert);
+                }
+            }
             Step::Inject(inj) => {
                 let name = inj.name.as_deref().unwrap_or("?");
                 let Some(p) = planned.get(name) else { continue };

@@ -38,6 +38,9 @@ struct Applied {
     record: RevertRecord,
 }
 
+/// An assertion's latest judgement: held (None: no data), and how it read.
+type Judged = (Option<bool>, String);
+
 struct Shared {
     t0: Instant,
     journal: Mutex<Journal>,
@@ -46,6 +49,9 @@ struct Shared {
     events: Mutex<Vec<RunEvent>>,
     sink: mpsc::UnboundedSender<RunEvent>,
     seq: Mutex<u32>,
+    /// The latest judgement of each hypothesis assertion during the method; what an
+    /// evacuation's gate reads.
+    latest: Mutex<Vec<Option<Judged>>>,
 }
 
 impl Shared {
@@ -114,6 +120,7 @@ pub async fn execute(
         events: Mutex::new(Vec::new()),
         sink,
         seq: Mutex::new(0),
+        latest: Mutex::new(vec![None; loaded.hypothesis.len()]),
     });
     {
         let mut fr = shared.faults.lock().unwrap();
@@ -145,6 +152,7 @@ pub async fn execute(
         results: Vec::new(),
         baseline: BTreeMap::new(),
         stop: None,
+        recovery: None,
     };
     let mut reason: Option<String> = None;
     let mut verdict = Verdict::Held;
@@ -263,6 +271,32 @@ pub async fn execute(
     shared.emit(EventKind::Phase {
         phase: Phase::After,
     });
+    if let Some(within) = exp.steady_state.recovers_within {
+        let r = tokio::select! {
+            _ = sample_loop(&shared, &probes, tick, exp.steady_state.window.0) => unreachable!(),
+            r = recover(&shared, &probes, &loaded, &acc.baseline, tick, within.0, &mut abort) => r,
+        };
+        match r {
+            Err(reason) => {
+                return finish(
+                    &shared,
+                    &loaded,
+                    &header,
+                    Verdict::Aborted,
+                    Some(reason),
+                    acc,
+                )
+                .await
+            }
+            Ok((report, result)) => {
+                if result.held != Some(true) {
+                    verdict = Verdict::Deviated;
+                }
+                acc.results.push(result);
+                acc.recovery = Some(report);
+            }
+        }
+    }
     let settle_end = Instant::now() + exp.steady_state.settle.0;
     let after_end = settle_end + exp.steady_state.after.0;
     let after = tokio::select! {
@@ -289,6 +323,84 @@ pub async fn execute(
         acc.results.push(result(Phase::After, a, &c, None));
     }
     finish(&shared, &loaded, &header, verdict, None, acc).await
+}
+
+/// Watches the recovery assertions (or the hypothesis) on every tick after the revert, over
+/// the sliding window counting only what came after it, until all hold or `within` passes.
+async fn recover(
+    s: &Shared,
+    probes: &BTreeMap<String, Arc<Recorder>>,
+    l: &Loaded,
+    baseline: &BTreeMap<String, Metrics>,
+    tick: Duration,
+    within: Duration,
+    abort: &mut tokio::sync::watch::Receiver<Option<String>>,
+) -> Result<(RecoveryReport, AssertionResult), String> {
+    let list = if l.recovery.is_empty() {
+        &l.hypothesis
+    } else {
+        &l.recovery
+    };
+    let window = l.experiment.steady_state.window.0;
+    let start = Instant::now();
+    let deadline = start + within;
+    let mut iv = tokio::time::interval(tick);
+    let (recovered, failing) = loop {
+        tokio::select! {
+            _ = iv.tick() => {}
+            r = aborted(abort) => return Err(r),
+        }
+        let now = Instant::now();
+        let from = now.checked_sub(window).unwrap_or(start).max(start);
+        let failing: Vec<String> = list
+            .iter()
+            .filter_map(|a| {
+                let c = a.check(&probes[&a.probe].between(from, now), baseline.get(&a.probe));
+                (c.held != Some(true)).then(|| format!("{} ({})", a.text, a.describe(&c)))
+            })
+            .collect();
+        if failing.is_empty() && now > start {
+            break (Some(now - start), failing);
+        }
+        if now >= deadline {
+            break (None, failing);
+        }
+    };
+    let bound = simian_core::Dur(within);
+    s.emit(EventKind::Step {
+        step: match recovered {
+            Some(t) => format!("recovered after {:.2}s", t.as_secs_f64()),
+            None => format!("not recovered within {bound}"),
+        },
+    });
+    let (held, detail) = match recovered {
+        Some(t) => (
+            true,
+            format!(
+                "recovered in {:.2}s, expected within {bound}",
+                t.as_secs_f64()
+            ),
+        ),
+        None => (
+            false,
+            format!("not recovered within {bound}: {}", failing.join("; ")),
+        ),
+    };
+    let result = AssertionResult {
+        phase: Phase::After,
+        assertion: format!("recovers within {bound}"),
+        held: Some(held),
+        measured: recovered.map(|t| t.as_secs_f64()),
+        bound: Some(within.as_secs_f64()),
+        detail,
+        first_breach_ms: None,
+    };
+    let report = RecoveryReport {
+        within: within.as_secs_f64(),
+        time_to_recover: recovered.map(|t| t.as_secs_f64()),
+        assertions: list.iter().map(|a| a.text.clone()).collect(),
+    };
+    Ok((report, result))
 }
 
 fn max_duration_reason(l: &Loaded) -> String {
@@ -432,6 +544,8 @@ async fn monitor(
         }
         for (i, a) in l.hypothesis.iter().enumerate() {
             let c = a.check(&metrics[a.probe.as_str()], baseline.get(&a.probe));
+            s.latest.lock().unwrap()[i] =
+                Some((c.held, format!("{} ({})", a.text, a.describe(&c))));
             let Some(held) = c.held else { continue };
             let worse = match (&w.worst[i], c.measured) {
                 (None, _) => true,
@@ -501,6 +615,9 @@ fn run_step<'a>(
                         .await;
                 all.into_iter().collect::<Result<Vec<()>, String>>()?;
             }
+            Step::Evacuate(ev) => {
+                evacuate(s, ev, faults[ev.name.as_deref().expect("named")].as_ref()).await?
+            }
             Step::Inject(inj) => {
                 let name = inj.name.clone().expect("the loader names every fault");
                 let fault = &faults[&name];
@@ -520,7 +637,124 @@ fn run_step<'a>(
     })
 }
 
+/// Chaos Kong: up the ramp, each step after the first gated on the hypothesis; hold;
+/// back down (gradually, or at once), and restore the original state.
+async fn evacuate(
+    s: &Shared,
+    ev: &simian_experiment::Evacuate,
+    fault: &dyn Fault,
+) -> Result<(), String> {
+    let name = ev.name.as_deref().expect("named");
+    let ramp = fault.ramp().expect("an evacuation's fault is a shift");
+    let shares = ev.shares();
+    let pct = |x: f64| format!("{:.0}%", x * 100.0);
+    s.emit(EventKind::Step {
+        step: format!(
+            "evacuate {name}: {} → {} in {} steps ({}), {} apart",
+            ev.from,
+            ev.to,
+            shares.len(),
+            shares
+                .iter()
+                .map(|x| pct(*x))
+                .collect::<Vec<_>>()
+                .join(", "),
+            ev.every
+        ),
+    });
+    let (_, seq) = begin(s, name, fault).await?;
+    for (i, &share) in shares.iter().enumerate() {
+        if i > 0 {
+            let failing: Vec<String> = s
+                .latest
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .filter(|(held, _)| *held != Some(true))
+                .map(|(_, d)| d.clone())
+                .collect();
+            s.emit(EventKind::Gate {
+                fault: name.to_string(),
+                next: share,
+                held: failing.is_empty(),
+                failing: failing.clone(),
+            });
+            if !failing.is_empty() {
+                return Err(format!(
+                    "the gate before step {} ({}) of `{name}` failed: {}; traffic goes back",
+                    i + 1,
+                    pct(share),
+                    failing.join("; ")
+                ));
+            }
+        }
+        ramp.shift(share)
+            .await
+            .map_err(|e| format!("shifting `{name}` to {} failed: {e}", pct(share)))?;
+        if i == 0 {
+            mark_applied(s, name, seq);
+        }
+        let last = i + 1 == shares.len();
+        let wait = if last { ev.hold } else { ev.every };
+        s.emit(EventKind::Shifted {
+            fault: name.to_string(),
+            share,
+            next: (!last).then(|| shares[i + 1]),
+            wait_ms: wait.0.as_millis() as u64,
+        });
+        tokio::time::sleep(wait.0).await;
+    }
+    if ev.back == simian_experiment::Back::Gradual {
+        for &share in shares.iter().rev().skip(1) {
+            ramp.shift(share)
+                .await
+                .map_err(|e| format!("shifting `{name}` back to {} failed: {e}", pct(share)))?;
+            s.emit(EventKind::Shifted {
+                fault: name.to_string(),
+                share,
+                next: None,
+                wait_ms: ev.every.0.as_millis() as u64,
+            });
+            tokio::time::sleep(ev.every.0).await;
+        }
+    }
+    if !revert_one(s, name).await {
+        return Err(format!("restoring the traffic of `{name}` failed"));
+    }
+    Ok(())
+}
+
 async fn inject(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(), String> {
+    let (record, seq) = begin(s, name, fault).await?;
+    let applied = fault.apply(&record).await;
+    mark_applied(s, name, seq);
+    let plan = fault.plan();
+    s.emit(EventKind::Injected {
+        fault: name.to_string(),
+        action: plan.action.clone(),
+        targets: plan.targets.clone(),
+    });
+    applied.map_err(|e| format!("injecting `{name}` failed: {e}"))
+}
+
+/// Journals that fault `name` (journal number `seq`) was applied, and when.
+fn mark_applied(s: &Shared, name: &str, seq: u32) {
+    let _ = s.journal(
+        &Entry::Applied {
+            fault: name.to_string(),
+            seq,
+        },
+        false,
+    );
+    if let Some(f) = s.faults.lock().unwrap().get_mut(name) {
+        f.injected_ms = Some(s.ms());
+    }
+}
+
+/// Prepares a fault and journals its revert record (fsync'd) before anything changes;
+/// from here on a revert covers it. Returns the record and its journal number.
+async fn begin(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(RevertRecord, u32), String> {
     let record = fault
         .prepare()
         .await
@@ -546,24 +780,7 @@ async fn inject(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(), String>
         seq,
         record: record.clone(),
     });
-    let applied = fault.apply(&record).await;
-    let _ = s.journal(
-        &Entry::Applied {
-            fault: name.to_string(),
-            seq,
-        },
-        false,
-    );
-    if let Some(f) = s.faults.lock().unwrap().get_mut(name) {
-        f.injected_ms = Some(s.ms());
-    }
-    let plan = fault.plan();
-    s.emit(EventKind::Injected {
-        fault: name.to_string(),
-        action: plan.action.clone(),
-        targets: plan.targets.clone(),
-    });
-    applied.map_err(|e| format!("injecting `{name}` failed: {e}"))
+    Ok((record, seq))
 }
 
 /// Reverts one applied fault by name; true when it is reverted (or was not applied).
@@ -636,6 +853,7 @@ struct Acc {
     results: Vec<AssertionResult>,
     baseline: BTreeMap<String, Metrics>,
     stop: Option<StopReport>,
+    recovery: Option<RecoveryReport>,
 }
 
 async fn finish(
@@ -681,6 +899,7 @@ async fn finish(
         faults,
         baseline: acc.baseline,
         stop: acc.stop,
+        recovery: acc.recovery,
         events: s.events.lock().unwrap().clone(),
     }
 }

@@ -61,6 +61,22 @@ pub enum EventKind {
         probe: String,
         metrics: Metrics,
     },
+    /// An evacuation's gate before its next step: whether the hypothesis held, and if not,
+    /// the assertions that did not.
+    Gate {
+        fault: String,
+        next: f64,
+        held: bool,
+        failing: Vec<String>,
+    },
+    /// An evacuation moved to `share` of the traffic; the next step (if any) comes after
+    /// `wait_ms`.
+    Shifted {
+        fault: String,
+        share: f64,
+        next: Option<f64>,
+        wait_ms: u64,
+    },
     /// The hypothesis broke during the method (first time for this assertion).
     Breach {
         assertion: String,

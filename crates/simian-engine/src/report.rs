@@ -77,6 +77,18 @@ pub struct StopReport {
     pub reverted_ms: Option<u64>,
 }
 
+/// Time to recover, measured from the end of the revert phase until the recovery assertions
+/// all held (over the sliding window, counting only what came after the revert).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// The bound, in seconds.
+    pub within: f64,
+    /// Seconds; `None` when it did not recover within the bound.
+    pub time_to_recover: Option<f64>,
+    /// What had to hold.
+    pub assertions: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseSpan {
     pub phase: Phase,
@@ -102,6 +114,9 @@ pub struct RunReport {
     pub faults: Vec<FaultReport>,
     pub baseline: BTreeMap<String, Metrics>,
     pub stop: Option<StopReport>,
+    /// With `recovers_within`: how long recovery took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryReport>,
     /// Every event of the run, samples included.
     pub events: Vec<RunEvent>,
 }

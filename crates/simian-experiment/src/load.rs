@@ -362,6 +362,7 @@ fn name_faults(steps: &mut [Step], names: &mut dyn Iterator<Item = String>) {
     for step in steps {
         match step {
             Step::Inject(i) => i.name = names.next(),
+            Step::Evacuate(e) => e.name = names.next(),
             Step::Parallel(inner) => name_faults(inner, names),
             Step::Wait(_) | Step::Revert(_) => {}
         }

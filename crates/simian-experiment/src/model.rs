@@ -68,6 +68,10 @@ pub struct SteadyState {
     /// top of the hypothesis: what recovery must restore, e.g. `repl.queued == 0`.
     #[serde(default)]
     pub recovery: Vec<String>,
+    /// Once every fault is reverted, the `recovery` assertions (or, without any, the
+    /// hypothesis) must hold again within this; the time they took is reported.
+    #[serde(default)]
+    pub recovers_within: Option<Dur>,
     /// How long to measure before the method; this is also the baseline. Default 5s.
     #[serde(default = "default_phase")]
     pub before: Dur,
@@ -291,10 +295,141 @@ pub enum Step {
     Revert(String),
     /// Run these steps at once; the group ends when all of them have.
     Parallel(Vec<Step>),
+    /// Chaos Kong: shift a region's traffic to another a step at a time, gated on the
+    /// hypothesis before each next step; hold; shift back.
+    Evacuate(Box<Evacuate>),
 }
 
-/// A fault to inject. Exactly one backend key (`process`, `latency`) is given.
+/// A gradual evacuation. Before each step after the first, the hypothesis must hold over
+/// the sliding window; if it does not, the ramp stops, traffic goes back to where it
+/// started, and the run aborts (exit 2).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Evacuate {
+    /// Name for reports and `revert` steps. Default: `evacuate-N`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The region whose traffic moves.
+    pub from: String,
+    /// The region that takes it.
+    pub to: String,
+    /// The shares of `from`'s traffic moved, in order, e.g. `[10%, 25%, 50%, 100%]`.
+    #[serde(default)]
+    pub steps: Option<Vec<simian_core::Percent>>,
+    /// Or even steps of this size up to 100%, e.g. `25%`.
+    #[serde(default)]
+    pub by: Option<simian_core::Percent>,
+    /// Time at each step before the gate of the next.
+    pub every: Dur,
+    /// Time at the last step. Default 0s.
+    #[serde(default)]
+    pub hold: Dur,
+    /// `gradual` (default: the steps in reverse, `every` apart) or `immediate`.
+    #[serde(default)]
+    pub back: Back,
+    /// The traffic shifter.
+    pub via: Shifter,
+}
+
+impl Evacuate {
+    /// The shares of the ramp, in order (fractions in 0..=1).
+    pub fn shares(&self) -> Vec<f64> {
+        match (&self.steps, self.by) {
+            (Some(s), _) => s.iter().map(|p| p.fraction()).collect(),
+            (None, Some(by)) if by.fraction() > 0.0 => {
+                let n = (1.0 / by.fraction()).ceil() as usize;
+                (1..=n)
+                    .map(|i| (i as f64 * by.fraction()).min(1.0))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Back {
+    #[default]
+    Gradual,
+    Immediate,
+}
+
+/// What moves traffic between regions. Each saves the original state in the journal
+/// before changing anything; revert restores it exactly.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Shifter {
+    /// The lab's global router (its steering API at `${lab.global}`).
+    Lab(LabShifter),
+    /// HAProxy server weights, through its runtime API (the admin socket).
+    Haproxy(HaproxyShifter),
+    /// A generic webhook for in-house traffic tools.
+    Http(HttpShifter),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabShifter {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxyShifter {
+    /// The admin socket: a path (`/run/haproxy/admin.sock`) or `tcp:127.0.0.1:9999`.
+    pub socket: String,
+    /// The backend whose servers are weighted.
+    pub backend: String,
+    /// Servers of the `from` region, by name; their weights shrink with the share moved.
+    pub from_servers: Vec<String>,
+    /// Servers of the `to` region; they keep their weights (restored on revert).
+    pub to_servers: Vec<String>,
+}
+
+/// Requests templated with `${percent}` (0-100), `${fraction}` (0-1), `${from}`, `${to}`,
+/// and in `restore`, `${state}`: the body `get` answered before anything changed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpShifter {
+    /// Sent at each step.
+    pub set: HttpRequest,
+    /// Reads the current state before the first step (kept for `restore`).
+    #[serde(default)]
+    pub get: Option<HttpRequest>,
+    /// Sent to revert. Default: `set` with percent 0.
+    #[serde(default)]
+    pub restore: Option<HttpRequest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequest {
+    /// Default `POST` for `set` and `restore`, `GET` for `get`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `http://` URL.
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body, e.g. `{"region": "${from}", "weight": ${percent}}`.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// Moves a share of one region's traffic to another at once (the `inject` form of a
+/// shift; `evacuate` ramps it). Reverting restores the original state.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftFault {
+    pub from: String,
+    pub to: String,
+    /// Share of `from`'s traffic moved. Default 100%.
+    #[serde(default)]
+    pub percent: Option<simian_core::Percent>,
+    pub via: Shifter,
+}
+
+/// A fault to inject. Exactly one backend key (`process`, `latency`, ...) is given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Inject {
     /// Name for `revert` steps and reports. Default: `BACKEND-N`.
@@ -318,6 +453,9 @@ pub struct Inject {
     /// Split-brain: cut two of the lab's regions apart, however the lab is built.
     #[serde(default)]
     pub split: Option<SplitFault>,
+    /// Move a share of a region's traffic to another region.
+    #[serde(default)]
+    pub shift: Option<ShiftFault>,
 }
 
 /// Cuts two lab regions apart. In a `--netns` lab, nftables drops every packet between

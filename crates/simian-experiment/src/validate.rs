@@ -298,6 +298,42 @@ fn steps(
         let path = at.index(i);
         match step {
             Step::Wait(_) => {}
+            Step::Evacuate(ev) => {
+                let at = path.key("evacuate");
+                let name = ev
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("evacuate-{}", faults.len() + 1));
+                if ev.name.as_ref().is_some_and(|n| !valid_name(n)) {
+                    ctx.at(
+                        &at.key("name"),
+                        format!("invalid name `{name}`"),
+                        Some("use letters, digits, `_` and `-`".into()),
+                    );
+                }
+                if !names.insert(name.clone()) {
+                    ctx.at(
+                        &at.key("name"),
+                        format!("two faults are named `{name}`"),
+                        Some("give each step its own name".into()),
+                    );
+                }
+                evacuate(ctx, ev, &at);
+                faults.push(FaultSite {
+                    name: name.clone(),
+                    path: path.clone(),
+                    inject: Inject {
+                        name: Some(name),
+                        shift: Some(ShiftFault {
+                            from: ev.from.clone(),
+                            to: ev.to.clone(),
+                            percent: None,
+                            via: ev.via.clone(),
+                        }),
+                        ..Inject::default()
+                    },
+                });
+            }
             Step::Parallel(inner) => {
                 if inner.is_empty() {
                     ctx.at(
@@ -358,6 +394,7 @@ fn steps(
                     ("sever", inj.sever.is_some()),
                     ("netfilter", inj.netfilter.is_some()),
                     ("split", inj.split.is_some()),
+                    ("shift", inj.shift.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(k, set)| set.then_some(k))
@@ -367,7 +404,7 @@ fn steps(
                         &at,
                         "this `inject` names no fault",
                         Some(
-                            "add a backend key: `process`, `latency`, `sever`, `netfilter` or `split`"
+                            "add a backend key: `process`, `latency`, `sever`, `netfilter`, `split` or `shift`"
                                 .into(),
                         ),
                     ),
@@ -429,6 +466,60 @@ fn steps(
     }
 }
 
+/// The ramp: its steps, timings and regions.
+fn evacuate(ctx: &mut Ctx, ev: &Evacuate, at: &Path) {
+    match (&ev.steps, ev.by) {
+        (Some(_), Some(_)) => ctx.at(
+            &at.key("by"),
+            "give `steps` or `by`, not both",
+            Some("`steps: [10%, 50%, 100%]` or `by: 25%`".into()),
+        ),
+        (None, None) => ctx.at_key(
+            at,
+            "an evacuation needs its steps",
+            Some("add `steps: [10%, 25%, 50%, 100%]` or `by: 25%`".into()),
+        ),
+        (None, Some(by)) if by.fraction() <= 0.0 || by.fraction() > 1.0 => ctx.at(
+            &at.key("by"),
+            "`by` must be more than 0% and at most 100%",
+            None,
+        ),
+        (Some(steps), None) => {
+            let shares: Vec<f64> = steps.iter().map(|p| p.fraction()).collect();
+            if shares.is_empty() {
+                ctx.at(
+                    &at.key("steps"),
+                    "no steps",
+                    Some("e.g. `[25%, 50%, 100%]`".into()),
+                );
+            } else if shares.windows(2).any(|w| w[1] <= w[0])
+                || shares.iter().any(|s| *s <= 0.0 || *s > 1.0)
+            {
+                ctx.at(
+                    &at.key("steps"),
+                    "steps must rise, each above 0% and at most 100%",
+                    Some("e.g. `[10%, 25%, 50%, 100%]`".into()),
+                );
+            }
+        }
+        _ => {}
+    }
+    if ev.every.0.is_zero() {
+        ctx.at(
+            &at.key("every"),
+            "`every` must be longer than 0s",
+            Some("e.g. `30s`".into()),
+        );
+    }
+    if ev.from == ev.to {
+        ctx.at(
+            &at.key("to"),
+            format!("`from` and `to` are both `{}`", ev.from),
+            Some("traffic moves from one region to another".into()),
+        );
+    }
+}
+
 fn backend(inj: &Inject) -> &'static str {
     if inj.process.is_some() {
         "process"
@@ -440,6 +531,8 @@ fn backend(inj: &Inject) -> &'static str {
         "netfilter"
     } else if inj.split.is_some() {
         "split"
+    } else if inj.shift.is_some() {
+        "shift"
     } else {
         "fault"
     }
@@ -581,6 +674,15 @@ pub fn method_time(list: &[Step]) -> Duration {
         .map(|s| match s {
             Step::Wait(d) => d.0,
             Step::Inject(i) => i.duration.map_or(Duration::ZERO, |d| d.0),
+            // Up the ramp, hold, and (gradually) back down.
+            Step::Evacuate(ev) => {
+                let up = (ev.shares().len() as u32).saturating_sub(1);
+                let down = match ev.back {
+                    Back::Gradual => up,
+                    Back::Immediate => 0,
+                };
+                ev.every.0 * (up + down) + ev.hold.0
+            }
             Step::Revert(_) => Duration::ZERO,
             Step::Parallel(inner) => inner
                 .iter()

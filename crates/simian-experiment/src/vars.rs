@@ -3,7 +3,10 @@
 use serde_json::Value;
 
 use crate::load::Ctx;
-use crate::tree::{Node, Path};
+use crate::tree::{Node, Path, Seg};
+
+/// What the `http` traffic shifter fills in itself, at each step.
+const SHIFTER_TEMPLATES: [&str; 5] = ["percent", "fraction", "from", "to", "state"];
 
 pub(crate) fn substitute(
     v: &mut Value,
@@ -18,8 +21,20 @@ pub(crate) fn substitute(
             }
         }
         Value::Object(m) => {
+            let in_via = matches!(at.0.last(), Some(Seg::Key(k)) if k == "via");
             for (k, item) in m.iter_mut() {
-                substitute(item, &at.key(k), ctx, var);
+                if in_via && k == "http" {
+                    // The webhook shifter's own templates are filled per step, not here.
+                    let keep = |name: &str| {
+                        SHIFTER_TEMPLATES
+                            .contains(&name)
+                            .then(|| format!("${{{name}}}"))
+                            .or_else(|| var(name))
+                    };
+                    substitute(item, &at.key(k), ctx, &keep);
+                } else {
+                    substitute(item, &at.key(k), ctx, var);
+                }
             }
         }
         Value::String(s) if s.contains("${") => {

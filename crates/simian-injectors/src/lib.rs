@@ -10,6 +10,7 @@ pub mod netfilter;
 mod process;
 mod procfs;
 mod sever;
+pub mod shift;
 mod split;
 
 use async_trait::async_trait;
@@ -51,6 +52,7 @@ pub enum RevertRecord {
     Latency(LatencyRevert),
     Netfilter(NetfilterRevert),
     Sever(SeverRevert),
+    Shift(shift::ShiftRevert),
 }
 
 /// What a revert did, for reports.
@@ -67,6 +69,10 @@ pub trait Fault: Send + Sync {
     async fn prepare(&self) -> Result<RevertRecord, FaultError>;
     /// Applies the fault described by `record` (as returned by `prepare`).
     async fn apply(&self, record: &RevertRecord) -> Result<(), FaultError>;
+    /// A fault that can be applied by degrees (a traffic shift) gives its ramp.
+    fn ramp(&self) -> Option<&dyn shift::Ramp> {
+        None
+    }
 }
 
 /// What building a fault can use.
@@ -98,6 +104,9 @@ pub async fn build(
     if let Some(n) = &inject.netfilter {
         return Ok(Box::new(netfilter::NetfilterFault::build(name, n)?));
     }
+    if let Some(s) = &inject.shift {
+        return Ok(Box::new(shift::build(name, s, ctx.lab).await?));
+    }
     if let Some(s) = &inject.split {
         return split::build(name, s, ctx.lab).await;
     }
@@ -113,5 +122,6 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
         RevertRecord::Latency(l) => latency::revert(l).await,
         RevertRecord::Netfilter(n) => netfilter::revert(n).await,
         RevertRecord::Sever(s) => sever::revert(s).await,
+        RevertRecord::Shift(s) => shift::revert(s).await,
     }
 }

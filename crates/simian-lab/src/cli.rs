@@ -5,7 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use crate::instance::InstanceInfo;
-use crate::{LabError, LabSpec, LabState, LabStatus, NetnsLayout, Network, ProcessState, Subnet};
+use crate::traffic::parse_region_number;
+use crate::{
+    LabError, LabSpec, LabState, LabStatus, NetnsLayout, Network, ProcessState, SteeringEntry,
+    Subnet, TrafficSpec,
+};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
@@ -17,6 +21,14 @@ pub enum LabCommand {
     /// store, all on 127.0.0.1. Returns once every instance and store answers its health
     /// check. One lab per state directory.
     ///
+    /// Users arrive at a global router (`lab.global`, on 127.0.0.1): each request gets a home
+    /// region by the geo split (--geo; a request with `x-simian-user: ID` always gets the same
+    /// home) and goes to that region's edge, unless steering moves it to another region's
+    /// (`PUT /steering/REGION {"to": "us-west", "percent": 30}` on the router, what Chaos
+    /// Kong turns). A region steered at 100% fails over: its edge forwards what still reaches
+    /// it. --capacity caps what a region's edge serves per second (beyond it: 503 `over
+    /// capacity`), so the region taking the users can run out.
+    ///
     /// With --netns (root only), every region and every zone gets a network namespace of its
     /// own with its own address, behind a router namespace, so traffic between regions
     /// crosses a real network path: an nftables rule in the router namespace (`lab.netns`)
@@ -25,12 +37,17 @@ pub enum LabCommand {
   simian lab up
   simian lab up --regions 1 --zones 3 --instances 1
   simian --state-dir /tmp/lab2 lab up --regions 4
+  simian lab up --geo us-east=60,us-west=40
+  simian lab up --capacity us-west=200
+  simian lab up --regions 3 --geo us-east=50,us-west=30,eu-west=20
+  simian lab up --regions 3 --capacity us-west=150,eu-west=100
   sudo simian lab up --netns
   sudo simian lab up --netns --subnet 10.150.0.0/16")]
     Up(SpecArgs),
 
-    /// Show every instance and store (pid, port, running/stopped/dead, healthy), the edge
-    /// URLs and the fault proxy.
+    /// Show every instance and store (pid, port, running/stopped/dead, healthy), the global
+    /// router, the edge URLs, the fault proxy, and each region's share of users, capacity and
+    /// steering now.
     #[command(after_help = "Examples:
   simian lab status
   simian lab status --json | jq '.regions[].instances[] | select(.state != \"running\")'")]
@@ -97,9 +114,24 @@ pub struct SpecArgs {
     /// Default: a free 10.N.0.0/16 with N in 100..=199.
     #[arg(long, value_name = "CIDR", requires = "netns")]
     pub subnet: Option<Subnet>,
+    /// Where users live: each region's relative share of them, REGION=SHARE pairs separated
+    /// by commas (e.g. us-east=60,us-west=40). Regions left out get no users. Default: equal
+    /// shares.
+    #[arg(long, value_name = "REGION=SHARE,...", value_delimiter = ',', value_parser = parse_region_number)]
+    pub geo: Vec<(String, u32)>,
+    /// Cap REGION's edge at N requests per second, e.g. us-west=200 (repeatable, or
+    /// comma-separated); beyond it the edge answers 503 `over capacity`. Bursts pass up to a
+    /// tenth of a second's worth. Default: no limit.
+    #[arg(long, value_name = "REGION=N", value_delimiter = ',', value_parser = parse_region_number)]
+    pub capacity: Vec<(String, u32)>,
 }
 
 impl SpecArgs {
+    /// The geo split and capacities, checked against the lab's regions.
+    pub fn traffic(&self) -> Result<TrafficSpec, LabError> {
+        TrafficSpec::new(&LabSpec::from(self), &self.geo, &self.capacity)
+    }
+
     pub fn network(&self) -> Network {
         if self.netns {
             Network::Netns(self.subnet)
@@ -170,6 +202,7 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
         LabCommand::Up(args) => {
             let spec = LabSpec::from(&args);
             spec.validate()?;
+            let traffic = args.traffic()?;
             let how = if args.netns {
                 " in network namespaces"
             } else {
@@ -179,7 +212,7 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
                 "starting the lab in {}: {spec}{how} ...",
                 state_dir.display()
             );
-            let state = crate::up_with(state_dir, spec, args.network()).await?;
+            let state = crate::up_with_traffic(state_dir, spec, args.network(), &traffic).await?;
             print!("{}", render_topology(&state, state_dir));
             Ok(0)
         }
@@ -229,7 +262,8 @@ pub async fn run(cmd: LabCommand, state_dir: &Path) -> Result<i32, LabError> {
             Ok(0)
         }
         LabCommand::Supervise(args) => {
-            crate::supervisor::run(state_dir, LabSpec::from(&args), args.network()).await
+            let traffic = args.traffic()?;
+            crate::supervisor::run(state_dir, LabSpec::from(&args), args.network(), traffic).await
         }
         LabCommand::Instance(a) => {
             let info = InstanceInfo {
@@ -263,11 +297,27 @@ fn render_topology(state: &LabState, state_dir: &Path) -> String {
         state.supervisor_pid,
         state.spec
     );
+    if !state.global.is_empty() {
+        out.push_str(&format!(
+            "global router   {}  (users: /play; steering: /steering)\n",
+            state.global
+        ));
+    }
     if !state.proxy_api.is_empty() {
         out.push_str(&format!("fault proxy API {}\n", state.proxy_api));
     }
     for region in &state.regions {
-        out.push_str(&format!("\n{}  edge {}\n", region.name, region.edge));
+        let mut traffic = String::new();
+        if let Some(p) = state.traffic.geo_percent(&region.name) {
+            traffic.push_str(&format!("  users {}", percent(p)));
+        }
+        if let Some(n) = state.traffic.capacity.get(&region.name) {
+            traffic.push_str(&format!("  capacity {n}/s"));
+        }
+        out.push_str(&format!(
+            "\n{}  edge {}{traffic}\n",
+            region.name, region.edge
+        ));
         out.push_str(&format!(
             "  {:<26} {}  pid {}{}\n",
             region.store.id,
@@ -351,6 +401,63 @@ fn render_netns(net: &NetnsLayout) -> String {
     out
 }
 
+/// `60%`, `33.3%`.
+fn percent(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+/// Per region: its share of users, its capacity and where it is steered now.
+fn render_traffic(status: &LabStatus) -> String {
+    let mut rows: Vec<[String; 4]> =
+        vec![["REGION", "USERS", "CAPACITY", "STEERING"].map(String::from)];
+    for region in &status.regions {
+        let name = &region.name;
+        let steering = match status.steering.get(name) {
+            Some(SteeringEntry {
+                to: Some(to),
+                percent: p,
+            }) => format!("{} to {to}", percent(*p)),
+            _ => "-".to_string(),
+        };
+        rows.push([
+            name.clone(),
+            status
+                .traffic
+                .geo_percent(name)
+                .map_or("-".to_string(), percent),
+            status
+                .traffic
+                .capacity
+                .get(name)
+                .map_or("-".to_string(), |n| format!("{n}/s")),
+            steering,
+        ]);
+    }
+    table(rows) + "\n"
+}
+
+/// Rows as left-aligned columns two spaces apart.
+fn table<const N: usize>(rows: Vec<[String; N]>) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 fn render_status(status: &LabStatus, state_dir: &Path) -> String {
     let mut out = format!(
         "lab in {} (supervisor pid {}): {}\n\n",
@@ -358,6 +465,9 @@ fn render_status(status: &LabStatus, state_dir: &Path) -> String {
         status.supervisor_pid,
         status.spec
     );
+    if !status.global.is_empty() {
+        out.push_str(&format!("global router    {}\n", status.global));
+    }
     for region in &status.regions {
         out.push_str(&format!("edge {:<9} {}\n", region.name, region.edge));
     }
@@ -365,6 +475,7 @@ fn render_status(status: &LabStatus, state_dir: &Path) -> String {
         out.push_str(&format!("fault proxy API  {}\n", status.proxy_api));
     }
     out.push('\n');
+    out.push_str(&render_traffic(status));
     for region in &status.regions {
         let s = &region.store;
         let health = if s.healthy {
@@ -396,19 +507,8 @@ fn render_status(status: &LabStatus, state_dir: &Path) -> String {
             if i.healthy { "yes" } else { "no" }.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
     out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&table(rows));
     if let Some(net) = &status.netns {
         out.push('\n');
         out.push_str(&render_netns(net));
@@ -421,8 +521,7 @@ mod tests {
     use super::*;
     use crate::{InstanceStatus, RegionStatus, StoreStatus};
 
-    #[test]
-    fn status_renders_an_aligned_table() {
+    fn status(regions: usize) -> LabStatus {
         let inst = |id: &str, pid, state, healthy| InstanceStatus {
             id: id.into(),
             region: "us-east".into(),
@@ -433,46 +532,139 @@ mod tests {
             state,
             healthy,
         };
-        let status = LabStatus {
+        let spec = LabSpec {
+            regions,
+            zones: 2,
+            instances: 1,
+        };
+        let region = RegionStatus {
+            name: "us-east".into(),
+            edge: "http://127.0.0.1:4000".into(),
+            store: StoreStatus {
+                id: "store-us-east".into(),
+                url: "http://127.0.0.1:4050".into(),
+                port: 4050,
+                pid: 99,
+                state: ProcessState::Dead,
+                healthy: false,
+            },
+            store_proxy: "http://127.0.0.1:4060".into(),
+            instances: vec![
+                inst("us-east-a-1", 123, ProcessState::Running, true),
+                inst("us-east-b-1", 45678, ProcessState::Stopped, false),
+            ],
+        };
+        LabStatus {
             supervisor_pid: 7,
             proxy_api: "http://127.0.0.1:8474".into(),
-            spec: LabSpec {
-                regions: 1,
-                zones: 2,
-                instances: 1,
-            },
-            regions: vec![RegionStatus {
-                name: "us-east".into(),
-                edge: "http://127.0.0.1:4000".into(),
-                store: StoreStatus {
-                    id: "store-us-east".into(),
-                    url: "http://127.0.0.1:4050".into(),
-                    port: 4050,
-                    pid: 99,
-                    state: ProcessState::Dead,
-                    healthy: false,
-                },
-                store_proxy: "http://127.0.0.1:4060".into(),
-                instances: vec![
-                    inst("us-east-a-1", 123, ProcessState::Running, true),
-                    inst("us-east-b-1", 45678, ProcessState::Stopped, false),
-                ],
-            }],
+            spec,
+            global: "http://127.0.0.1:4100".into(),
+            traffic: TrafficSpec::new(&spec, &[], &[("us-east".into(), 200)]).unwrap(),
+            steering: crate::steering::Steering::new(&spec.region_names()).all(),
+            regions: vec![region; regions],
             netns: None,
-        };
-        let text = render_status(&status, Path::new("/tmp/x"));
+        }
+    }
+
+    #[test]
+    fn status_renders_an_aligned_table() {
+        let text = render_status(&status(1), Path::new("/tmp/x"));
         assert_eq!(
             text,
             "lab in /tmp/x (supervisor pid 7): 1 region × 2 zones × 1 instance\n\
              \n\
+             global router    http://127.0.0.1:4100\n\
              edge us-east   http://127.0.0.1:4000\n\
              fault proxy API  http://127.0.0.1:8474\n\
+             \n\
+             REGION   USERS  CAPACITY  STEERING\n\
+             us-east  100%   200/s     -\n\
              \n\
              store-us-east   http://127.0.0.1:4050  pid 99  dead, not answering  via proxy http://127.0.0.1:4060\n\
              \n\
              REGION   ZONE       INSTANCE     PID    PORT  STATE    HEALTHY\n\
              us-east  us-east-a  us-east-a-1  123    4001  running  yes\n\
              us-east  us-east-b  us-east-b-1  45678  4001  stopped  no\n"
+        );
+    }
+
+    #[test]
+    fn status_shows_each_regions_users_capacity_and_steering() {
+        let mut status = status(3);
+        for (r, name) in status
+            .regions
+            .iter_mut()
+            .zip(["us-east", "us-west", "eu-west"])
+        {
+            r.name = name.into();
+        }
+        status.traffic = TrafficSpec::new(
+            &status.spec,
+            &[
+                ("us-east".into(), 50),
+                ("us-west".into(), 25),
+                ("eu-west".into(), 25),
+            ],
+            &[("us-west".into(), 150)],
+        )
+        .unwrap();
+        status.steering.insert(
+            "us-east".into(),
+            SteeringEntry {
+                to: Some("us-west".into()),
+                percent: 12.5,
+            },
+        );
+        assert_eq!(
+            render_traffic(&status),
+            "REGION   USERS  CAPACITY  STEERING\n\
+             us-east  50%    -         12.5% to us-west\n\
+             us-west  25%    150/s     -\n\
+             eu-west  25%    -         -\n\
+             \n"
+        );
+    }
+
+    #[test]
+    fn geo_and_capacity_parse_as_region_number_pairs() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct T {
+            #[command(subcommand)]
+            cmd: LabCommand,
+        }
+        let up = |args: &[&str]| T::try_parse_from([&["t", "up"], args].concat());
+        let LabCommand::Up(args) = up(&[
+            "--geo",
+            "us-east=60,us-west=40",
+            "--capacity",
+            "us-west=200",
+            "--capacity=us-east=100",
+        ])
+        .unwrap()
+        .cmd
+        else {
+            panic!("not up")
+        };
+        let traffic = args.traffic().unwrap();
+        assert_eq!(traffic.geo_percent("us-west"), Some(40.0));
+        assert_eq!(
+            traffic.capacity,
+            [("us-east".into(), 100), ("us-west".into(), 200)].into()
+        );
+        let LabCommand::Up(plain) = up(&[]).unwrap().cmd else {
+            panic!("not up")
+        };
+        assert_eq!(plain.traffic().unwrap().geo_percent("us-east"), Some(50.0));
+        let bad = up(&["--capacity", "us-west"]).unwrap_err().to_string();
+        assert!(bad.contains("REGION=N"), "{bad}");
+        let LabCommand::Up(unknown) = up(&["--geo", "eu-west=10"]).unwrap().cmd else {
+            panic!("not up")
+        };
+        let err = unknown.traffic().unwrap_err().to_string();
+        assert!(
+            err.contains("not a region of this lab (us-east, us-west)"),
+            "{err}"
         );
     }
 

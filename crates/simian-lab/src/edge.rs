@@ -3,29 +3,39 @@
 //! before response headers, and health-checks every instance in the background.
 //!
 //! Which instances a request may try, and in what order, is decided in one place,
-//! [`Inner::candidates`]: per-region weights or cross-region failover would slot in there.
+//! [`Inner::candidates`]. Two things come before it: failover (a region steered at 100% to
+//! another forwards what still reaches its edge to that region's edge, once, like Zuul) and
+//! the region's capacity (a token bucket; beyond it the edge answers 503).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
-use crate::http::{self, Body};
+use crate::capacity::TokenBucket;
+use crate::http::{self, Body, Client, Outgoing};
+use crate::steering::Steering;
+
+pub(crate) use crate::http::error_chain;
 
 /// Response header naming the region whose edge answered.
 pub const EDGE_HEADER: &str = "x-simian-edge";
+/// Request and response header of a request an edge in failover passed on: its region.
+pub const FORWARDED_FROM_HEADER: &str = "x-simian-forwarded-from";
 
-/// Timing knobs of an edge router.
+/// How long an edge in failover waits for the other region's edge to start answering.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The knobs of an edge router.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     /// One attempt on one instance, until response headers. A SIGSTOPped instance still
@@ -35,6 +45,10 @@ pub struct EdgeConfig {
     pub health_timeout: Duration,
     /// Request bodies are buffered so that they can be replayed on another instance.
     pub max_request_body: usize,
+    /// Requests per second served at most; beyond, 503 `over capacity`. None: no limit.
+    pub capacity: Option<u32>,
+    /// Where to forward everything while the region is steered away at 100%.
+    pub failover: Option<Failover>,
 }
 
 impl Default for EdgeConfig {
@@ -44,8 +58,27 @@ impl Default for EdgeConfig {
             health_interval: Duration::from_millis(250),
             health_timeout: Duration::from_millis(200),
             max_request_body: 1 << 20,
+            capacity: None,
+            failover: None,
         }
     }
+}
+
+/// The lab's steering and the other regions' edges, for failover.
+#[derive(Debug, Clone)]
+pub struct Failover {
+    pub steering: Arc<Steering>,
+    /// Region → its edge's base URL, `http://127.0.0.1:PORT`.
+    pub peers: BTreeMap<String, String>,
+}
+
+/// What an edge did besides serving, for the global router's `/metrics`.
+#[derive(Debug, Default)]
+pub struct EdgeStats {
+    /// Requests refused over capacity.
+    pub shed: AtomicU64,
+    /// Requests forwarded to another region's edge in failover.
+    pub forwarded: AtomicU64,
 }
 
 /// One instance behind an edge, and whether the edge believes it healthy.
@@ -85,9 +118,11 @@ struct Inner {
     region: String,
     backends: Vec<Arc<Backend>>,
     next: AtomicUsize,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client,
     config: EdgeConfig,
     edge_header: HeaderValue,
+    bucket: Option<TokenBucket>,
+    stats: Arc<EdgeStats>,
 }
 
 /// A running edge router. Dropping it stops it and closes its connections.
@@ -115,18 +150,14 @@ impl Edge {
         config: EdgeConfig,
     ) -> std::io::Result<Edge> {
         let addr = listener.local_addr()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.attempt_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
         let inner = Arc::new(Inner {
             region: region.to_string(),
             edge_header: HeaderValue::from_str(region).unwrap_or(HeaderValue::from_static("?")),
             backends: backends.into_iter().map(Arc::new).collect(),
             next: AtomicUsize::new(0),
-            client,
+            client: http::client(config.attempt_timeout),
+            bucket: config.capacity.map(TokenBucket::new),
+            stats: Arc::default(),
             config,
         });
 
@@ -157,6 +188,10 @@ impl Edge {
         &self.inner.region
     }
 
+    pub fn stats(&self) -> Arc<EdgeStats> {
+        self.inner.stats.clone()
+    }
+
     pub fn backends(&self) -> &[Arc<Backend>] {
         &self.inner.backends
     }
@@ -175,23 +210,6 @@ impl Edge {
 
     fn backend(&self, id: &str) -> Option<&Arc<Backend>> {
         self.inner.backends.iter().find(|b| b.id == id)
-    }
-}
-
-/// Headers that describe one hop, not the message; never forwarded.
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in HOP_BY_HOP {
-        headers.remove(name);
     }
 }
 
@@ -215,55 +233,37 @@ impl Inner {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, self.config.max_request_body)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => {
-                return self.local(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large or broken\n",
-                )
-            }
+        let Ok(out) = Outgoing::read(req, self.config.max_request_body).await else {
+            return self.local(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large or broken\n",
+            );
         };
-        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let mut headers = parts.headers;
-        strip_hop_by_hop(&mut headers);
+        if let Some(resp) = self.failover(&out).await {
+            return resp;
+        }
+        if self.bucket.as_ref().is_some_and(|b| !b.take()) {
+            self.stats.shed.fetch_add(1, Ordering::Relaxed);
+            return self.local(StatusCode::SERVICE_UNAVAILABLE, "over capacity\n");
+        }
 
         let candidates = self.candidates();
         for backend in &candidates {
-            let mut attempt = Request::new(Full::new(body.clone()));
-            *attempt.method_mut() = parts.method.clone();
-            *attempt.headers_mut() = headers.clone();
-            *attempt.uri_mut() = match format!("{}{path}", backend.base).parse() {
-                Ok(uri) => uri,
-                Err(_) => return self.local(StatusCode::BAD_REQUEST, "bad request target\n"),
-            };
-            let why = match tokio::time::timeout(
-                self.config.attempt_timeout,
-                self.client.request(attempt),
-            )
-            .await
+            match out
+                .send(&self.client, &backend.base, self.config.attempt_timeout)
+                .await
             {
-                Ok(Ok(resp)) => {
-                    let (mut parts, body) = resp.into_parts();
-                    strip_hop_by_hop(&mut parts.headers);
-                    parts.headers.insert(
+                Ok(mut resp) => {
+                    resp.headers_mut().insert(
                         HeaderName::from_static(EDGE_HEADER),
                         self.edge_header.clone(),
                     );
-                    return Response::from_parts(parts, body.boxed());
+                    return resp;
                 }
-                Ok(Err(e)) => error_chain(&e),
-                Err(_) => format!(
-                    "no response within {}ms",
-                    self.config.attempt_timeout.as_millis()
-                ),
-            };
-            // Failed before response headers: nothing reached the client, so try the next one.
-            backend.set_healthy(&self.region, false, &why);
+                // Failed before response headers: nothing reached the client, so try the
+                // next one.
+                Err(why) => backend.set_healthy(&self.region, false, &why),
+            }
         }
         self.local(
             StatusCode::BAD_GATEWAY,
@@ -273,6 +273,50 @@ impl Inner {
                 candidates.len()
             ),
         )
+    }
+
+    /// While this region is steered at 100% elsewhere: the answer of that region's edge to
+    /// `out`, marked with [`FORWARDED_FROM_HEADER`] both ways. A request that already was
+    /// forwarded is served here: one hop, never a loop.
+    async fn failover(&self, out: &Outgoing) -> Option<Response<Body>> {
+        let failover = self.config.failover.as_ref()?;
+        let forwarded_from = HeaderName::from_static(FORWARDED_FROM_HEADER);
+        if out.headers.contains_key(&forwarded_from) {
+            return None;
+        }
+        let to = failover.steering.failover(&self.region)?;
+        let Some(base) = failover.peers.get(&to) else {
+            return Some(self.local(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "{} fails over to {to}, whose edge is unknown\n",
+                    self.region
+                ),
+            ));
+        };
+        let mut out = out.clone();
+        out.headers
+            .insert(forwarded_from.clone(), self.edge_header.clone());
+        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        Some(match out.send(&self.client, base, FORWARD_TIMEOUT).await {
+            Ok(mut resp) => {
+                resp.headers_mut()
+                    .insert(forwarded_from, self.edge_header.clone());
+                resp
+            }
+            Err(why) => {
+                let mut resp = self.local(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "{} fails over to {to}, whose edge did not answer: {why}\n",
+                        self.region
+                    ),
+                );
+                resp.headers_mut()
+                    .insert(forwarded_from, self.edge_header.clone());
+                resp
+            }
+        })
     }
 
     fn local(&self, status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
@@ -324,18 +368,6 @@ async fn health_loop(inner: Arc<Inner>, backend: Arc<Backend>) {
             Err(why) => backend.set_healthy(&inner.region, false, &why),
         }
     }
-}
-
-/// An error and its causes, `a: b: c`.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

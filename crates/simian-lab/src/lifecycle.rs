@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use crate::control::{self, Request};
 use crate::state::{read_state, LabPaths};
 use crate::supervisor::{log_tail, running_supervisor, SELF_EXE};
-use crate::{load, netns, procfs, LabError, LabSpec, LabState, LabStatus, Network};
+use crate::{load, netns, procfs, LabError, LabSpec, LabState, LabStatus, Network, TrafficSpec};
 
 /// How long `up` waits for the lab to be ready.
 const UP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +42,18 @@ pub async fn up_with(
     state_dir: &Path,
     spec: LabSpec,
     network: Network,
+) -> Result<LabState, LabError> {
+    let traffic = TrafficSpec::new(&spec, &[], &[])?;
+    up_with_traffic(state_dir, spec, network, &traffic).await
+}
+
+/// [`up_with`], with a geo split and capacities (`lab up --geo --capacity`); see
+/// [`TrafficSpec::new`].
+pub async fn up_with_traffic(
+    state_dir: &Path,
+    spec: LabSpec,
+    network: Network,
+    traffic: &TrafficSpec,
 ) -> Result<LabState, LabError> {
     spec.validate()?;
     // Without privileges, fail before touching anything, the state dir included.
@@ -98,7 +110,8 @@ pub async fn up_with(
         .args(["lab", "supervise"])
         .args(["--regions", &spec.regions.to_string()])
         .args(["--zones", &spec.zones.to_string()])
-        .args(["--instances", &spec.instances.to_string()]);
+        .args(["--instances", &spec.instances.to_string()])
+        .args(traffic.to_args());
     if let Network::Netns(subnet) = network {
         cmd.arg("--netns");
         if let Some(s) = subnet {

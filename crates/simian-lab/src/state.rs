@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::netns::NetnsLayout;
-use crate::{procfs, LabError, LabSpec};
+use crate::{procfs, LabError, LabSpec, SteeringEntry, TrafficSpec};
 
 /// The files of one lab, all under `<state_dir>/lab/`.
 #[derive(Debug, Clone)]
@@ -65,6 +65,13 @@ pub struct LabState {
     #[serde(default)]
     pub proxy_api: String,
     pub spec: LabSpec,
+    /// The global router's base URL, `http://127.0.0.1:PORT`: users' requests, and the
+    /// steering API (`/steering`). Empty in a state file from before it existed.
+    #[serde(default)]
+    pub global: String,
+    /// The geo split of users over the regions and each region's capacity.
+    #[serde(default)]
+    pub traffic: TrafficSpec,
     pub regions: Vec<Region>,
     /// With `lab up --netns`: the namespaces and addresses of every region and zone. Absent
     /// for a lab on loopback.
@@ -172,7 +179,8 @@ impl LabState {
     }
 
     /// Variables for experiments: `lab.REGION.edge` -> edge URL, `lab.INSTANCE_ID` -> instance
-    /// URL, `lab.regions` -> `us-east,us-west`, `lab.proxy` -> the fault proxy's admin API,
+    /// URL, `lab.regions` -> `us-east,us-west`, `lab.global` -> the global router (user
+    /// requests, `/steering`, `/metrics`), `lab.proxy` -> the fault proxy's admin API,
     /// `lab.REGION.store` -> the store's own URL, `lab.REGION.store_proxy` -> the URL of the
     /// proxy in front of it (named `store-REGION` in the admin API), `lab.repl.FROM.TO` -> the
     /// name of the proxy carrying FROM's writes to TO (`repl-FROM-TO`).
@@ -187,6 +195,9 @@ impl LabState {
         let names: Vec<&str> = self.regions.iter().map(|r| r.name.as_str()).collect();
         vars.insert("lab.regions".to_string(), names.join(","));
         vars.insert("lab.proxy".to_string(), self.proxy_api.clone());
+        if !self.global.is_empty() {
+            vars.insert("lab.global".to_string(), self.global.clone());
+        }
         for region in &self.regions {
             vars.insert(format!("lab.{}.edge", region.name), region.edge.clone());
             vars.insert(
@@ -247,12 +258,21 @@ impl std::fmt::Display for ProcessState {
 }
 
 /// A live view of the lab, from its supervisor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabStatus {
     pub supervisor_pid: u32,
     #[serde(default)]
     pub proxy_api: String,
     pub spec: LabSpec,
+    /// The global router's base URL, as in [`LabState::global`].
+    #[serde(default)]
+    pub global: String,
+    /// The geo split and capacities, as in [`LabState::traffic`].
+    #[serde(default)]
+    pub traffic: TrafficSpec,
+    /// Every region's steering now, as `GET /steering` on the global router answers it.
+    #[serde(default)]
+    pub steering: BTreeMap<String, SteeringEntry>,
     pub regions: Vec<RegionStatus>,
     /// With `--netns`: the namespaces and addresses, as in [`LabState::netns`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -380,6 +400,11 @@ mod tests {
                 zones: 1,
                 instances: 1,
             },
+            global: "http://127.0.0.1:8900".into(),
+            traffic: TrafficSpec {
+                geo: [("us-east".into(), 60), ("us-west".into(), 40)].into(),
+                capacity: [("us-west".into(), 200)].into(),
+            },
             regions: vec![
                 Region {
                     name: "us-east".into(),
@@ -450,9 +475,10 @@ mod tests {
         assert_eq!(vars["lab.us-west.store"], "http://10.142.2.2:9050");
         assert_eq!(vars["lab.us-east-a-1"], "http://10.142.1.11:9001");
         assert!(!vars.keys().any(|k| k.starts_with("lab.repl.")), "{vars:?}");
-        // Loopback's 12 minus the 2 replication proxies, plus netns, subnet and per region
+        // Loopback's 13 minus the 2 replication proxies, plus netns, subnet and per region
         // and zone a cidr and a namespace.
-        assert_eq!(vars.len(), 12 - 2 + 2 + 2 * 2 + 2 * 2);
+        assert_eq!(vars.len(), 13 - 2 + 2 + 2 * 2 + 2 * 2);
+        assert_eq!(vars["lab.global"], "http://127.0.0.1:8900");
         assert!(!loopback.contains_key("lab.netns"));
         assert!(!loopback.keys().any(|k| k.ends_with(".cidr")));
     }
@@ -478,7 +504,8 @@ mod tests {
         assert_eq!(vars["lab.us-west.store_proxy"], "http://127.0.0.1:9160");
         assert_eq!(vars["lab.repl.us-east.us-west"], "repl-us-east-us-west");
         assert_eq!(vars["lab.repl.us-west.us-east"], "repl-us-west-us-east");
-        assert_eq!(vars.len(), 12);
+        assert_eq!(vars["lab.global"], "http://127.0.0.1:8900");
+        assert_eq!(vars.len(), 13);
     }
 
     #[test]
@@ -502,6 +529,21 @@ mod tests {
         let state: LabState = serde_json::from_value(v).unwrap();
         assert_eq!(state.instances().count(), 2);
         assert_eq!(state.proxy_api, "");
+    }
+
+    #[test]
+    fn a_state_file_from_before_the_global_router_still_reads() {
+        let mut v = serde_json::to_value(sample(1)).unwrap();
+        v.as_object_mut().unwrap().remove("global");
+        v.as_object_mut().unwrap().remove("traffic");
+        let state: LabState = serde_json::from_value(v).unwrap();
+        assert_eq!(state.global, "");
+        assert_eq!(state.traffic, TrafficSpec::default());
+        assert!(!state.variables().contains_key("lab.global"));
+        // And its traffic, once recorded, round-trips.
+        let json = serde_json::to_value(sample(1)).unwrap();
+        assert_eq!(json["traffic"]["geo"]["us-east"], 60);
+        assert_eq!(json["traffic"]["capacity"]["us-west"], 200);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! to reach its region's store through that proxy), runs one edge router per region, keeps
 //! `state.json` current and answers the control socket. It also creates one TCP-mode proxy
 //! per replication link (`repl-<from>-<to>`, upstream: `<to>`'s store) and tells the stores
-//! where they are in `replication.json`.
+//! where they are in `replication.json`. In front of the edges it runs the global router,
+//! which shares the steering table with them (see [`crate::global`]).
 //!
 //! With `--netns` it first builds the lab's network namespaces (see [`crate::netns`]), starts
 //! each store in its region's namespace and each instance in its zone's (`ip netns exec`),
@@ -33,16 +34,18 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::control::{Reply, Request};
-use crate::edge::{Backend, Edge, EdgeConfig};
+use crate::edge::{Backend, Edge, EdgeConfig, Failover};
+use crate::global::{Global, GlobalConfig};
 use crate::netns::LabNet;
 use crate::state::{
     write_state, InstanceStatus, LabPaths, ProcessState, RegionStatus, ReplLink, StoreStatus,
 };
+use crate::steering::Steering;
 use crate::store::repl::{self, Link};
 use crate::store::store_id;
 use crate::{
     procfs, Instance, LabError, LabSpec, LabState, LabStatus, NetnsLayout, Network, Region, Store,
-    Zone,
+    TrafficSpec, Zone,
 };
 
 /// How long a fresh instance has to print its `listening` line.
@@ -119,6 +122,11 @@ struct StoreRoute {
 struct Sup {
     paths: LabPaths,
     spec: LabSpec,
+    /// The geo split and the capacities.
+    traffic: TrafficSpec,
+    /// Shared by the global router and the edges; changed through the router's API.
+    steering: Arc<Steering>,
+    global: OnceLock<Global>,
     /// With `--netns`: the layout, and the `ip` command that runs members in it.
     layout: Option<NetnsLayout>,
     ip: Option<PathBuf>,
@@ -146,7 +154,12 @@ struct Sup {
 }
 
 /// Runs the supervisor until shutdown. Returns the process exit code.
-pub async fn run(state_dir: &Path, spec: LabSpec, network: Network) -> Result<i32, LabError> {
+pub async fn run(
+    state_dir: &Path,
+    spec: LabSpec,
+    network: Network,
+    traffic: TrafficSpec,
+) -> Result<i32, LabError> {
     use tokio::signal::unix::{signal, SignalKind};
 
     spec.validate()?;
@@ -236,6 +249,9 @@ pub async fn run(state_dir: &Path, spec: LabSpec, network: Network) -> Result<i3
         restarting: members.iter().map(|_| Default::default()).collect(),
         members: Mutex::new(members),
         paths: paths.clone(),
+        steering: Arc::new(Steering::new(&spec.region_names())),
+        global: OnceLock::new(),
+        traffic,
         spec,
         ip: net.as_ref().map(|n| n.ip.clone()),
         layout,
@@ -335,11 +351,21 @@ impl Sup {
         for i in self.indices(|m| m.role != Role::Store) {
             self.spawn_member(i, 0).await?;
         }
-        let mut edges = Vec::new();
+        // Every edge's address before any starts: each may fail over to another.
+        let mut listeners = Vec::new();
+        let mut peers = std::collections::BTreeMap::new();
         for region in self.spec.region_names() {
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| format!("listen for the {region} edge: {e}"))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| format!("listen for the {region} edge: {e}"))?;
+            peers.insert(region.to_string(), format!("http://{addr}"));
+            listeners.push((region, listener));
+        }
+        let mut edges = Vec::new();
+        for (region, listener) in listeners {
             let backends = self
                 .members
                 .lock()
@@ -348,12 +374,43 @@ impl Sup {
                 .filter(|m| m.region == region)
                 .filter_map(|m| Some(Backend::new(&m.id, m.zone()?, m.addr())))
                 .collect();
-            let edge = Edge::start(region, listener, backends, EdgeConfig::default())
+            let config = EdgeConfig {
+                capacity: self.traffic.capacity.get(region).copied(),
+                failover: Some(Failover {
+                    steering: self.steering.clone(),
+                    peers: peers.clone(),
+                }),
+                ..EdgeConfig::default()
+            };
+            let edge = Edge::start(region, listener, backends, config)
                 .map_err(|e| format!("start the {region} edge: {e}"))?;
-            eprintln!("edge {region}: listening on {}", edge.addr());
+            match self.traffic.capacity.get(region) {
+                Some(n) => eprintln!(
+                    "edge {region}: listening on {}, capacity {n}/s",
+                    edge.addr()
+                ),
+                None => eprintln!("edge {region}: listening on {}", edge.addr()),
+            }
             edges.push(edge);
         }
+        let global = GlobalConfig {
+            geo: self.traffic.geo_shares(&self.spec),
+            edges: peers,
+            steering: self.steering.clone(),
+            edge_stats: edges
+                .iter()
+                .map(|e| (e.region().to_string(), e.stats()))
+                .collect(),
+        };
         let _ = self.edges.set(edges);
+        // On 127.0.0.1 also with --netns, like the edges.
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("listen for the global router: {e}"))?;
+        let global =
+            Global::start(listener, global).map_err(|e| format!("start the global router: {e}"))?;
+        eprintln!("global router: listening on {}", global.addr());
+        let _ = self.global.set(global);
 
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -767,6 +824,8 @@ impl Sup {
             control: self.paths.control(),
             proxy_api: self.proxy_api.get().cloned().unwrap_or_default(),
             spec: self.spec,
+            global: self.global.get().map(Global::url).unwrap_or_default(),
+            traffic: self.traffic.clone(),
             regions,
             netns: self.layout.clone(),
         }
@@ -840,6 +899,9 @@ impl Sup {
             supervisor_pid: state.supervisor_pid,
             proxy_api: state.proxy_api,
             spec: state.spec,
+            global: state.global,
+            traffic: state.traffic,
+            steering: self.steering.all(),
             regions,
             netns: state.netns,
         }

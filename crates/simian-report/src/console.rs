@@ -86,6 +86,37 @@ impl Live {
                     metrics.count
                 )
             }
+            EventKind::Gate {
+                fault,
+                next,
+                held,
+                failing,
+            } => {
+                let next = format!("{:.0}%", next * 100.0);
+                if *held {
+                    format!("{t} gate before {fault} {next}: the hypothesis holds")
+                } else {
+                    format!(
+                        "{t} gate before {fault} {next}: FAILED ({})",
+                        failing.join("; ")
+                    )
+                }
+            }
+            EventKind::Shifted {
+                fault,
+                share,
+                next,
+                wait_ms,
+            } => {
+                let then = match next {
+                    Some(n) => format!("next {:.0}% in {}", n * 100.0, secs(*wait_ms)),
+                    None => format!("for {}", secs(*wait_ms)),
+                };
+                format!(
+                    "{t} {fault}: {:.0}% of the traffic moved; {then}",
+                    share * 100.0
+                )
+            }
             EventKind::Breach { assertion, detail } => {
                 format!("{t} hypothesis breached: {assertion} ({detail})")
             }
@@ -191,6 +222,17 @@ pub fn summary(r: &RunReport) -> String {
             )
         })
         .collect();
+    if let Some(rec) = &r.recovery {
+        let took = rec
+            .time_to_recover
+            .map_or("not recovered".to_string(), |t| format!("{t:.2}s"));
+        let _ = writeln!(
+            o,
+            "\n  time to recover: {took} (bound {}s; {})",
+            rec.within,
+            rec.assertions.join(", ")
+        );
+    }
     let _ = writeln!(
         o,
         "\n  timings: {} · total {:.1}s",
@@ -206,4 +248,9 @@ pub fn summary(r: &RunReport) -> String {
         );
     }
     o
+}
+
+/// `30s`, `1.5s`, `2m`.
+fn secs(ms: u64) -> String {
+    simian_core::Dur(std::time::Duration::from_millis(ms)).to_string()
 }

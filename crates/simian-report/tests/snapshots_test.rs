@@ -60,6 +60,7 @@ fn report(verdict: Verdict) -> RunReport {
             detected_ms: 9000,
             reverted_ms: Some(9012),
         }),
+        recovery: None,
         events: vec![],
     }
 }
