@@ -665,12 +665,9 @@ async fn evacuate(
     let (_, seq) = begin(s, name, fault).await?;
     for (i, &share) in shares.iter().enumerate() {
         if i > 0 {
-            let failing: Vec<String> = s
-                .latest
-                .lock()
-                .unwrap()
+            let latest: Vec<Judged> = s.latest.lock().unwrap().iter().flatten().cloned().collect();
+            let failing: Vec<String> = latest
                 .iter()
-                .flatten()
                 .filter(|(held, _)| *held != Some(true))
                 .map(|(_, d)| d.clone())
                 .collect();
@@ -679,6 +676,7 @@ async fn evacuate(
                 next: share,
                 held: failing.is_empty(),
                 failing: failing.clone(),
+                readings: latest.into_iter().map(|(_, d)| d).collect(),
             });
             if !failing.is_empty() {
                 return Err(format!(

@@ -68,6 +68,9 @@ pub enum EventKind {
         next: f64,
         held: bool,
         failing: Vec<String>,
+        /// Every assertion as it read at the gate: measured against its bound (or baseline).
+        #[serde(default)]
+        readings: Vec<String>,
     },
     /// An evacuation moved to `share` of the traffic; the next step (if any) comes after
     /// `wait_ms`.

@@ -91,10 +91,14 @@ impl Live {
                 next,
                 held,
                 failing,
+                readings,
             } => {
                 let next = format!("{:.0}%", next * 100.0);
                 if *held {
-                    format!("{t} gate before {fault} {next}: the hypothesis holds")
+                    format!(
+                        "{t} gate before {fault} {next}: the hypothesis holds ({})",
+                        readings.join("; ")
+                    )
                 } else {
                     format!(
                         "{t} gate before {fault} {next}: FAILED ({})",
