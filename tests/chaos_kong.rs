@@ -126,7 +126,7 @@ fn sigint_and_sigkill_then_recover_restore_the_exact_original_split() {
         "the ramp never started"
     );
     kill(Pid::from_raw(run.id() as i32), Signal::SIGINT).unwrap();
-    let status = wait_for(run);
+    let status = exit_code_within(run, Duration::from_secs(30));
     assert_eq!(status, Some(2));
     assert_eq!(
         steering(&lab, "us-east"),
@@ -161,17 +161,4 @@ fn sigint_and_sigkill_then_recover_restore_the_exact_original_split() {
     let again = lab.simian().args(["recover", j]).output().unwrap();
     assert_exit(&again, 0);
     assert_eq!(steering(&lab, "us-east"), original);
-}
-
-/// The exit code of `child`, waiting at most 30s.
-fn wait_for(mut child: std::process::Child) -> Option<i32> {
-    let mut code = None;
-    let done = eventually(Duration::from_secs(30), || {
-        code = child.try_wait().unwrap().map(|s| s.code());
-        code.is_some()
-    });
-    if !done {
-        let _ = child.kill();
-    }
-    code.flatten()
 }

@@ -12,6 +12,7 @@ mod prometheus;
 mod proxy;
 mod recover;
 mod run;
+mod shifters;
 mod sever;
 mod split_brain;
 mod validate;

@@ -271,3 +271,17 @@ pub fn assert_exit(out: &Output, code: i32) {
         stderr(out)
     );
 }
+
+/// The exit code of `child` once it ends, waiting at most `limit` (then it is killed: None).
+pub fn exit_code_within(mut child: std::process::Child, limit: Duration) -> Option<i32> {
+    let mut code = None;
+    let done = eventually(limit, || {
+        code = child.try_wait().unwrap().map(|s| s.code());
+        code.is_some()
+    });
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    code.flatten()
+}
