@@ -12,7 +12,7 @@ mod prometheus;
 mod proxy;
 mod recover;
 mod run;
-mod shifters;
 mod sever;
+mod shifters;
 mod split_brain;
 mod validate;
