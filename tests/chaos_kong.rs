@@ -23,6 +23,14 @@ const SHORT: [&str; 10] = [
     "after=2s",
 ];
 
+fn run_short(lab: &Lab) -> std::process::Output {
+    lab.simian()
+        .args(["run", "scenarios/chaos-kong.yaml"])
+        .args(SHORT)
+        .output()
+        .unwrap()
+}
+
 fn steering(lab: &Lab, from: &str) -> String {
     let global = lab.state()["global"].as_str().unwrap().to_string();
     let (status, body) = http("GET", &format!("{global}/steering/{from}"), None);
@@ -40,12 +48,7 @@ fn steer(lab: &Lab, from: &str, body: &str) {
 fn the_scenario_ramps_gated_holds_comes_back_and_recovers() {
     let lab = Lab::up();
     let before = steering(&lab, "us-east");
-    let out = lab
-        .simian()
-        .args(["run", "scenarios/chaos-kong.yaml"])
-        .args(SHORT)
-        .output()
-        .unwrap();
+    let out = run_short(&lab);
     assert_exit(&out, 0);
     let (o, e) = (stdout(&out), stderr(&out));
     for step in ["10%", "25%", "50%", "75%"] {
@@ -81,12 +84,7 @@ fn next(s: &str) -> &'static str {
 fn a_region_that_cannot_take_the_load_stops_the_ramp_and_gets_its_traffic_back() {
     // 100 users/s split 50/50: us-west carries 50/s, 75/s at the 50% step; it takes 70/s.
     let lab = Lab::up_with(&["--capacity", "us-west=70"]);
-    let out = lab
-        .simian()
-        .args(["run", "scenarios/chaos-kong.yaml"])
-        .args(SHORT)
-        .output()
-        .unwrap();
+    let out = run_short(&lab);
     assert_exit(&out, 2);
     let (o, e) = (stdout(&out), stderr(&out));
     // Which gate fails depends on how the random geo split falls; the one that does

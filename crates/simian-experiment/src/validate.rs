@@ -327,7 +327,8 @@ fn steps(
                         shift: Some(ShiftFault {
                             from: ev.from.clone(),
                             to: ev.to.clone(),
-                            percent: None,
+                            // The plan shows the furthest the ramp goes.
+                            percent: ev.shares().last().map(|s| simian_core::Percent(*s)),
                             via: ev.via.clone(),
                         }),
                         ..Inject::default()

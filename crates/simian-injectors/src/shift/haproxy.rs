@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use simian_experiment::{HaproxyShifter, ShiftFault as Config};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Backend, ShiftRevert};
+use super::{truncate, Backend, ShiftRevert};
 use crate::{FaultError, Reverted};
 
 /// Each command gets this long to connect and answer.
@@ -376,13 +376,6 @@ fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use simian_experiment::{HttpRequest, HttpShifter, ShiftFault as Config};
 use simian_lab::LabState;
 
-use super::{Backend, ShiftRevert};
+use super::{truncate, Backend, ShiftRevert};
 use crate::{FaultError, Reverted};
 
 /// Each request gets this long to answer.
@@ -479,13 +479,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

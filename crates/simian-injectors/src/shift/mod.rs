@@ -122,3 +122,11 @@ pub async fn revert(r: &ShiftRevert) -> Result<Reverted, FaultError> {
         ShiftRevert::Http(o) => http::restore(o).await,
     }
 }
+
+/// `s` cut to `max` characters, with `…` when cut: for answers quoted in errors.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
