@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `simian` binary against real processes and sockets.
 
+mod aws;
 mod chaos_kong;
 mod common;
 mod lab;

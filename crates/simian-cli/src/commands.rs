@@ -237,6 +237,20 @@ async fn run_loaded(
         Ok(l) => l,
         Err(c) => return c,
     };
+    let cloud: Vec<&str> = loaded
+        .faults
+        .iter()
+        .filter(|f| f.inject.aws_ec2.is_some())
+        .map(|f| f.name.as_str())
+        .collect();
+    if !cloud.is_empty() && !args.yes && !loaded.experiment.guards.allow_cloud {
+        eprintln!(
+            "error: {} act on a cloud account; nothing was injected\n  = hint: check `simian plan {}` first, then pass `--yes` (or set `guards.allow_cloud: true`)",
+            cloud.join(", "),
+            args.file.display()
+        );
+        return exit::NOT_RUN;
+    }
     let seed = args.seed.unwrap_or_else(fresh_seed);
     let journal = args.journal.clone().unwrap_or_else(|| {
         state_dir.join("runs").join(format!(

@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// Start a throwaway lab for this run (unless one is running) and take it down afterwards.
     #[arg(long)]
     pub lab: bool,
+    /// Allow faults on cloud accounts (AWS); without it (or `guards.allow_cloud: true`)
+    /// such a run refuses to start.
+    #[arg(long)]
+    pub yes: bool,
     /// With --lab: start it with `lab up --netns` (root): regions in network namespaces,
     /// so `split` drops real packets between them.
     #[arg(long, requires = "lab")]

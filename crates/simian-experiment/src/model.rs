@@ -456,6 +456,52 @@ pub struct Inject {
     /// Move a share of a region's traffic to another region.
     #[serde(default)]
     pub shift: Option<ShiftFault>,
+    /// Chaos Gorilla on AWS: stop (or terminate) the opted-in EC2 instances of a zone.
+    #[serde(default)]
+    pub aws_ec2: Option<AwsEc2Fault>,
+}
+
+/// Stops or terminates EC2 instances selected by zone, tags, state and filters. Only
+/// instances carrying the opt-in tag are ever touched.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsEc2Fault {
+    /// The availability zone, e.g. `us-east-1a`.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Tags every target must carry, e.g. `{ app: api }`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Instance states eligible. Default `[running]`.
+    #[serde(default)]
+    pub states: Option<Vec<String>>,
+    /// More EC2 `DescribeInstances` filters, by name, e.g. `{ instance-type: [m5.large] }`.
+    #[serde(default)]
+    pub filters: BTreeMap<String, Vec<String>>,
+    /// The opt-in tag, `KEY=VALUE`. Default `simian:opt-in=true`.
+    #[serde(default)]
+    pub opt_in: Option<String>,
+    /// How many of the eligible: `all` (default), a count or a percent, seeded.
+    #[serde(default)]
+    pub pick: Pick,
+    /// `stop` (default; revert starts them again) or `terminate` (irreversible).
+    #[serde(default)]
+    pub action: Ec2Action,
+    /// The region; default: the SDK's (`AWS_REGION`, profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An endpoint to use instead of AWS's (e.g. a moto server); default: the SDK's
+    /// (`AWS_ENDPOINT_URL`).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ec2Action {
+    #[default]
+    Stop,
+    Terminate,
 }
 
 /// Cuts two lab regions apart. In a `--netns` lab, nftables drops every packet between
@@ -671,4 +717,7 @@ pub struct Guards {
     /// Allow faults that cannot be undone (e.g. killing a process nothing restarts).
     #[serde(default)]
     pub allow_irreversible: bool,
+    /// Allow faults on cloud accounts (AWS) without `--yes` on the command line.
+    #[serde(default)]
+    pub allow_cloud: bool,
 }

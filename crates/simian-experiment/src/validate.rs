@@ -396,6 +396,7 @@ fn steps(
                     ("netfilter", inj.netfilter.is_some()),
                     ("split", inj.split.is_some()),
                     ("shift", inj.shift.is_some()),
+                    ("aws_ec2", inj.aws_ec2.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(k, set)| set.then_some(k))
@@ -405,7 +406,7 @@ fn steps(
                         &at,
                         "this `inject` names no fault",
                         Some(
-                            "add a backend key: `process`, `latency`, `sever`, `netfilter`, `split` or `shift`"
+                            "add a backend key: `process`, `latency`, `sever`, `netfilter`, `split`, `shift` or `aws_ec2`"
                                 .into(),
                         ),
                     ),
@@ -421,6 +422,9 @@ fn steps(
                 }
                 if let Some(p) = &inj.process {
                     process(ctx, e, p, &at.key("process"));
+                }
+                if let Some(a) = &inj.aws_ec2 {
+                    aws_ec2(ctx, e, a, &at.key("aws_ec2"));
                 }
                 if let Some(l) = &inj.latency {
                     latency(ctx, e, l, &at.key("latency"));
@@ -534,6 +538,8 @@ fn backend(inj: &Inject) -> &'static str {
         "split"
     } else if inj.shift.is_some() {
         "shift"
+    } else if inj.aws_ec2.is_some() {
+        "aws_ec2"
     } else {
         "fault"
     }
@@ -665,6 +671,42 @@ fn process(ctx: &mut Ctx, e: &Experiment, p: &ProcessFault, at: &Path) {
             &at,
             "killing these processes cannot be undone: nothing here restarts them",
             Some("add `restart: COMMAND`, use `action: stop` (reverted with SIGCONT), or set `guards.allow_irreversible: true`".into()),
+        );
+    }
+}
+
+fn aws_ec2(ctx: &mut Ctx, e: &Experiment, a: &AwsEc2Fault, at: &Path) {
+    if a.zone.is_none() && a.tags.is_empty() && a.filters.is_empty() {
+        ctx.at_key(
+            at,
+            "no selection: this would pick every opted-in instance of the region",
+            Some("name a `zone`, `tags` or `filters`".into()),
+        );
+    }
+    if let Pick::Count(0) = a.pick {
+        ctx.at(
+            &at.key("pick"),
+            "`pick: 0` selects no target",
+            Some("use `all`, a count above 0, or a percent".into()),
+        );
+    }
+    if let Some(tag) = &a.opt_in {
+        if !tag
+            .split_once('=')
+            .is_some_and(|(k, _)| !k.trim().is_empty())
+        {
+            ctx.at(
+                &at.key("opt_in"),
+                format!("`{tag}` is not `KEY=VALUE`"),
+                Some("e.g. `simian:opt-in=true`".into()),
+            );
+        }
+    }
+    if a.action == Ec2Action::Terminate && !e.guards.allow_irreversible {
+        ctx.at(
+            &at.key("action"),
+            "terminated instances cannot be brought back",
+            Some("use `action: stop` (revert starts them again), or set `guards.allow_irreversible: true`".into()),
         );
     }
 }

@@ -4,6 +4,7 @@
 //! it can run in another process (`simian recover`), and is idempotent.
 #![forbid(unsafe_code)]
 
+mod aws;
 mod error;
 mod latency;
 pub mod netfilter;
@@ -53,6 +54,7 @@ pub enum RevertRecord {
     Netfilter(NetfilterRevert),
     Sever(SeverRevert),
     Shift(shift::ShiftRevert),
+    AwsEc2(simian_aws::ec2::Ec2Revert),
 }
 
 /// What a revert did, for reports.
@@ -104,6 +106,9 @@ pub async fn build(
     if let Some(n) = &inject.netfilter {
         return Ok(Box::new(netfilter::NetfilterFault::build(name, n)?));
     }
+    if let Some(a) = &inject.aws_ec2 {
+        return Ok(Box::new(aws::AwsEc2Fault::build(a, ctx).await?));
+    }
     if let Some(s) = &inject.shift {
         return Ok(Box::new(shift::build(name, s, ctx.lab).await?));
     }
@@ -123,5 +128,6 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
         RevertRecord::Netfilter(n) => netfilter::revert(n).await,
         RevertRecord::Sever(s) => sever::revert(s).await,
         RevertRecord::Shift(s) => shift::revert(s).await,
+        RevertRecord::AwsEc2(a) => aws::revert(a).await,
     }
 }
