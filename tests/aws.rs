@@ -12,7 +12,6 @@ use std::time::Duration;
 use crate::common::*;
 
 #[path = "../crates/simian-aws/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod moto;
 
 /// A service that always answers 200, for the scenario's probe.
@@ -142,6 +141,8 @@ fn the_zone_s_opted_in_instances_stop_and_start_again_and_nothing_else_changes()
         .unwrap();
     assert_exit(&plan, 0);
     let p = stdout(&plan);
+    // The blast radius is one zone of the region's opted-in fleet: 2 of 6, under the 40% guard.
+    assert!(p.contains("2 of 6 opted-in"), "{p}");
     for id in &zone {
         assert!(p.contains(id.as_str()), "plan must name {id}:\n{p}");
     }

@@ -134,17 +134,29 @@ fn plan_prints_the_resolved_targets_and_injects_nothing() {
 #[test]
 fn every_ready_scenario_validates() {
     let empty = tempfile::tempdir().unwrap();
-    let mut files: Vec<String> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
-        .map(|e| format!("scenarios/{}", e.unwrap().file_name().to_string_lossy()))
+    let mut files: Vec<String> = ["scenarios", "scenarios/aws"]
+        .iter()
+        .flat_map(|dir| {
+            std::fs::read_dir(root().join(dir))
+                .unwrap()
+                .map(move |e| format!("{dir}/{}", e.unwrap().file_name().to_string_lossy()))
+        })
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     files.sort();
+    assert!(files.len() >= 5, "{files:?}");
     let out = Command::new(BIN)
         .current_dir(root())
         .env("SIMIAN_STATE_DIR", empty.path())
         .arg("validate")
         .args(&files)
+        // What the AWS scenarios ask of whoever runs them.
+        .args([
+            "--var",
+            "service_url=http://127.0.0.1:9/health",
+            "--var",
+            "zone=us-east-1a",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -30,6 +30,10 @@ async fn stops_exactly_the_opted_in_running_instances_of_the_zone() {
     let eligible: Vec<_> = planned.eligible.iter().map(|i| i.id.clone()).collect();
     assert_eq!(&eligible, zone_a);
     assert!(planned.rejected.is_empty());
+    assert_eq!(
+        planned.fleet, 9,
+        "the opted-in running instances of the region"
+    );
     assert!(planned
         .eligible
         .iter()
@@ -68,11 +72,11 @@ async fn an_instance_ec2_returns_without_the_exact_opt_in_tag_is_never_selected(
     assert!(planned.eligible.is_empty());
     let mut rejected: Vec<_> = planned.rejected.iter().map(|i| i.id.clone()).collect();
     rejected.sort();
-    let mut expected = [
-        f.opted_in["us-east-1b"].clone(),
-        f.opted_out["us-east-1b"].clone(),
-    ]
-    .concat();
+    // The region's fleet is listed once for the zone and the blast radius' denominator.
+    let mut expected: Vec<String> = [&f.opted_in, &f.opted_out]
+        .iter()
+        .flat_map(|m| m.values().flatten().cloned())
+        .collect();
     expected.sort();
     assert_eq!(
         rejected, expected,

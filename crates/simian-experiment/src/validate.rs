@@ -691,10 +691,7 @@ fn aws_ec2(ctx: &mut Ctx, e: &Experiment, a: &AwsEc2Fault, at: &Path) {
         );
     }
     if let Some(tag) = &a.opt_in {
-        if !tag
-            .split_once('=')
-            .is_some_and(|(k, _)| !k.trim().is_empty())
-        {
+        if tag.split_once('=').is_none_or(|(k, _)| k.trim().is_empty()) {
             ctx.at(
                 &at.key("opt_in"),
                 format!("`{tag}` is not `KEY=VALUE`"),

@@ -82,7 +82,7 @@ impl AwsEc2Fault {
             backend: "aws_ec2".into(),
             action: format!("{} (EC2 {})", action.operation(), ec2.region()),
             targets,
-            eligible: planned.eligible.len(),
+            eligible: planned.fleet,
             universe: format!("opted-in ({k}={v}) EC2 instances in {}", ec2.region()),
             revert: action.revert_text().into(),
             irreversible: !action.is_reversible(),

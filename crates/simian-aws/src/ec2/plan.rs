@@ -36,8 +36,11 @@ pub struct Eligible {
 /// What a zone kill will hit: the dry run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Planned {
-    /// Every instance the selector admits, sorted by id (the blast radius' denominator).
+    /// Every instance the selector admits, sorted by id.
     pub eligible: Vec<Instance>,
+    /// How many instances the selector admits in every zone of the region: the
+    /// blast radius' denominator (a zone kill hits all of a zone, one zone of the fleet).
+    pub fleet: usize,
     /// The ids picked among them, sorted.
     pub targets: Vec<String>,
     /// See [`Eligible::rejected`].
@@ -108,13 +111,27 @@ pub async fn plan(
     if !problems.is_empty() {
         return Err(AwsError::Invalid(problems));
     }
+    // One listing of the whole region's fleet serves both the zone and the denominator.
+    let region_wide = Selector {
+        zone: None,
+        ..selector.clone()
+    };
     let Eligible {
-        instances,
+        instances: fleet,
         rejected,
-    } = eligible(ec2, selector).await?;
+    } = eligible(ec2, &region_wide).await?;
+    let fleet_size = fleet.len();
+    let instances: Vec<Instance> = match &selector.zone {
+        Some(zone) => fleet
+            .into_iter()
+            .filter(|i| i.zone.as_deref() == Some(zone.as_str()))
+            .collect(),
+        None => fleet,
+    };
     let targets = pick(&instances, selection, &mut ChaCha8Rng::seed_from_u64(seed));
     Ok(Planned {
         eligible: instances,
+        fleet: fleet_size,
         targets,
         rejected,
     })
