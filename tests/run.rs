@@ -74,12 +74,18 @@ fn a_hypothesis_too_strict_for_a_zone_loss_deviates() {
         ),
     );
     let junit = lab.state_dir().join("junit.xml");
+    let summary = lab.state_dir().join("summary.md");
+    let step_summary = lab.state_dir().join("github-step-summary.md");
+    std::fs::write(&step_summary, "earlier step\n").unwrap();
     let out = lab
         .simian()
         .arg("run")
         .arg(&f)
         .arg("--junit")
         .arg(&junit)
+        .arg("--summary")
+        .arg(&summary)
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
         .output()
         .unwrap();
     assert_exit(&out, 1);
@@ -87,8 +93,34 @@ fn a_hypothesis_too_strict_for_a_zone_loss_deviates() {
     assert!(s.contains("DEVIATED"), "{s}");
     assert!(s.contains("✘ during  zone_a.success_ratio >= 99%"), "{s}");
     assert!(s.contains("✔ after   zone_a.success_ratio >= 99%"), "{s}");
-    let xml = std::fs::read_to_string(junit).unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("hypothesis breached"), "{xml}");
+    // A real JUnit consumer reads the same verdict: some cases failed, none errored.
+    let (tests, failures, errors) = junit_counts(&junit);
+    assert!(
+        tests >= 4 && failures >= 1 && errors == 0,
+        "{tests} {failures} {errors}\n{xml}"
+    );
+
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("### ❌ test-gorilla: deviated (exit 1)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ❌ | during | `zone_a.success_ratio >= 99%` |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ✅ | after | `zone_a.success_ratio >= 99%` |"),
+        "{md}"
+    );
+    let gh = std::fs::read_to_string(&step_summary).unwrap();
+    assert_eq!(
+        gh,
+        format!("earlier step\n{md}\n"),
+        "appended, not overwritten"
+    );
     assert!(lab.zone_serving("us-east-a"));
 }
 

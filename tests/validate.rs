@@ -156,6 +156,12 @@ fn every_ready_scenario_validates() {
             "service_url=http://127.0.0.1:9/health",
             "--var",
             "zone=us-east-1a",
+            "--var",
+            "hosted_zone=example.com",
+            "--var",
+            "record=api.example.com",
+            "--var",
+            "alarm=api-5xx",
         ])
         .output()
         .unwrap();

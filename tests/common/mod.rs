@@ -285,3 +285,37 @@ pub fn exit_code_within(mut child: std::process::Child, limit: Duration) -> Opti
     }
     code.flatten()
 }
+
+/// (tests, failures, errors) of a JUnit XML file as `junitparser` (PyPI), a real JUnit
+/// consumer, reads it. `.ci/run` installs it.
+pub fn junit_counts(path: &Path) -> (u64, u64, u64) {
+    let script = r#"
+import sys, junitparser
+xml = junitparser.JUnitXml.fromfile(sys.argv[1])
+suites = [xml] if isinstance(xml, junitparser.TestSuite) else list(xml)
+t = f = e = 0
+for s in suites:
+    for case in s:
+        t += 1
+        for r in case.result:
+            if isinstance(r, junitparser.Failure): f += 1
+            elif isinstance(r, junitparser.Error): e += 1
+print(t, f, e)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "junitparser could not read {} (is it installed? `python3 -m pip install junitparser`): {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (n[0], n[1], n[2])
+}

@@ -68,7 +68,9 @@ impl ApiCalls {
     }
 }
 
-/// The interceptor that feeds [`ApiCalls`].
+/// The interceptor that feeds [`ApiCalls`]. The interceptor types come from
+/// `aws-smithy-runtime-api`, shared by every `aws-sdk-*` crate, so one
+/// counter serves EC2, Route53 and CloudWatch clients alike.
 #[derive(Debug)]
 pub(crate) struct CountCalls(ApiCalls);
 

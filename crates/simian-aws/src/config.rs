@@ -4,16 +4,17 @@
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::config::Credentials;
+use aws_types::service_config::ServiceConfigKey;
 
 /// Attempts per API call (the first one included) unless the environment
 /// says otherwise. The SDK's standard retry mode retries throttling
 /// (`RequestLimitExceeded`, `Throttling`, ...) and transient errors with
 /// exponential backoff and jitter; 5 rather than the SDK's 3 because a zone
-/// kill fires bursts of calls in parallel, which EC2 may throttle.
+/// kill or an ACL cut fires bursts of calls in parallel, which EC2 may throttle.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// How to reach AWS. Everything left `None` comes from the standard chain:
-/// `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_EC2`,
+/// `AWS_REGION`, `AWS_PROFILE`, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`,
 /// credentials from the environment, the shared files, SSO, a credential
 /// process, the container or instance role.
 #[derive(Debug, Clone, Default)]
@@ -61,17 +62,34 @@ pub async fn load_sdk_config(opts: &AwsOptions) -> SdkConfig {
     loader.load().await
 }
 
-/// The EC2 endpoint a client built from `sdk` will use, when it is not AWS's
-/// own: the explicit option, else `AWS_ENDPOINT_URL_EC2`, else the global
-/// one (`AWS_ENDPOINT_URL` or the profile's `endpoint_url`), as the SDK does.
-pub(crate) fn ec2_endpoint(opts_url: Option<&str>, sdk: &SdkConfig) -> Option<String> {
+/// The SDK's service ids, as its endpoint settings name them
+/// (`AWS_ENDPOINT_URL_` + the id in capitals, spaces as `_`).
+pub(crate) const EC2: &str = "EC2";
+pub(crate) const ROUTE53: &str = "Route 53";
+pub(crate) const CLOUDWATCH: &str = "CloudWatch";
+
+/// The endpoint a client of `service_id` built from `sdk` will use, when it
+/// is not AWS's own: the explicit option, else the service's own setting
+/// (e.g. `AWS_ENDPOINT_URL_ROUTE_53`, or the profile's `services` section),
+/// else the global one (`AWS_ENDPOINT_URL` or the profile's `endpoint_url`).
+/// Read with the SDK's own loader, so it is what the client uses, and what a
+/// revert record must say.
+pub(crate) fn service_endpoint(
+    service_id: &str,
+    opts_url: Option<&str>,
+    sdk: &SdkConfig,
+) -> Option<String> {
     if let Some(url) = opts_url {
         return Some(url.to_string());
     }
-    let ignore = std::env::var("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    let service = std::env::var("AWS_ENDPOINT_URL_EC2")
-        .ok()
-        .filter(|v| !v.is_empty() && !ignore);
-    service.or_else(|| sdk.endpoint_url().map(str::to_string))
+    let key = ServiceConfigKey::builder()
+        .service_id(service_id)
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .expect("every field of the key is set");
+    sdk.service_config()
+        .and_then(|c| c.load_config(key))
+        .filter(|v| !v.is_empty())
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
 }

@@ -309,7 +309,11 @@ async fn an_invalid_selection_is_refused_with_every_problem_before_any_call() {
     let err = plan(&ec2, &sel, Selection::Percent(120.0), 1)
         .await
         .unwrap_err();
-    let AwsError::Invalid(problems) = &err else {
+    let AwsError::Invalid {
+        what: "EC2 selector",
+        problems,
+    } = &err
+    else {
         panic!("{err}")
     };
     assert_eq!(problems.len(), 3, "{problems:?}");

@@ -240,7 +240,7 @@ async fn run_loaded(
     let cloud: Vec<&str> = loaded
         .faults
         .iter()
-        .filter(|f| f.inject.aws_ec2.is_some())
+        .filter(|f| f.inject.is_cloud())
         .map(|f| f.name.as_str())
         .collect();
     if !cloud.is_empty() && !args.yes && !loaded.experiment.guards.allow_cloud {
@@ -343,6 +343,13 @@ async fn run_loaded(
     if let Some(p) = &args.junit {
         write_file(p, &simian_report::junit::render(&report));
     }
+    let markdown = simian_report::markdown::render(&report);
+    if let Some(p) = &args.summary {
+        write_file(p, &markdown);
+    }
+    if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        append_file(Path::new(&p), &markdown);
+    }
     print!("{}", simian_report::console::summary(&report));
     report.exit_code
 }
@@ -353,6 +360,19 @@ fn write_file(path: &Path, text: &str) {
     }
     if let Err(e) = std::fs::write(path, text) {
         eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+}
+
+/// Appends, as GitHub wants for `$GITHUB_STEP_SUMMARY` (each step adds its part).
+fn append_file(path: &Path, text: &str) {
+    use std::io::Write as _;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(format!("{text}\n").as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("warning: cannot append to {}: {e}", path.display());
     }
 }
 

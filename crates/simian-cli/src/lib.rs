@@ -124,6 +124,10 @@ pub struct RunArgs {
     /// Write the whole run as JSON here.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Write a Markdown summary here, for CI pages. When `GITHUB_STEP_SUMMARY` is set
+    /// (GitHub Actions), the summary is also appended to that file.
+    #[arg(long, value_name = "PATH")]
+    pub summary: Option<PathBuf>,
     /// Seed for random target selection; recorded in the journal so a run can be replayed.
     #[arg(long)]
     pub seed: Option<u64>,

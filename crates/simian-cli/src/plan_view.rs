@@ -30,6 +30,17 @@ pub fn render(l: &Loaded, planned: &[Planned], seed: u64) -> String {
                     p.url, p.query, r.over, r.aggregate, p.interval
                 ),
             },
+            ProbeSpec::Cloudwatch(c) => {
+                let mut watched: Vec<String> = c.alarms.clone();
+                if let Some(p) = &c.prefix {
+                    watched.push(format!("{p}*"));
+                }
+                format!(
+                    "cloudwatch alarms {} every {}",
+                    watched.join(", "),
+                    c.interval
+                )
+            }
             ProbeSpec::Replication(r) => format!(
                 "replication: {} records every {}, written to {}, read from {} after {}",
                 r.records, r.every, r.write, r.read, r.read_after

@@ -105,6 +105,8 @@ pub enum ProbeSpec {
     /// Records written through one region and read back through another: `visible`,
     /// `queued`, `lost`, and convergence time as the latency percentiles.
     Replication(ReplicationProbe),
+    /// CloudWatch alarms' states; `value` is how many are in ALARM (a stop condition).
+    Cloudwatch(CloudwatchProbe),
 }
 
 impl ProbeSpec {
@@ -116,6 +118,7 @@ impl ProbeSpec {
             ProbeSpec::Command(_) => "command",
             ProbeSpec::Prometheus(_) => "prometheus",
             ProbeSpec::Replication(_) => "replication",
+            ProbeSpec::Cloudwatch(_) => "cloudwatch",
         }
     }
 }
@@ -181,6 +184,36 @@ pub struct CommandProbe {
     /// Default 5s.
     #[serde(default = "default_command_timeout")]
     pub timeout: Dur,
+}
+
+/// CloudWatch alarms read at an interval, like AWS FIS stop conditions: `value` is the
+/// number of them in the ALARM state (`INSUFFICIENT_DATA` does not count), so
+/// `stop_when: [alarms.value > 0]` aborts the run when one fires.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudwatchProbe {
+    /// Alarm names; each must exist.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    /// Every alarm whose name starts with this; at least one must exist.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Default: the SDK's region (`AWS_REGION`, profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An endpoint to use instead of AWS's (e.g. a moto server); default: the SDK's.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Default 10s.
+    #[serde(default = "default_alarm_interval")]
+    pub interval: Dur,
+    /// Default 5s.
+    #[serde(default = "default_command_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_alarm_interval() -> Dur {
+    Dur::from_secs(10)
 }
 
 /// A PromQL query against a Prometheus server's HTTP API.
@@ -366,6 +399,29 @@ pub enum Shifter {
     Haproxy(HaproxyShifter),
     /// A generic webhook for in-house traffic tools.
     Http(HttpShifter),
+    /// Route53 weighted record sets: `from`'s weight moves to `to` step by step.
+    Route53(Route53Shifter),
+}
+
+/// Weighted record sets of one name in a Route53 hosted zone, one set per region (its
+/// `SetIdentifier`). Other sets of the name are left alone.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route53Shifter {
+    /// The hosted zone: its id (`Z0123...`) or its name (`example.com`).
+    pub zone: String,
+    /// The record name, e.g. `api.example.com`.
+    pub record: String,
+    /// The record type, e.g. `A` or `CNAME`. Default: the type both sets share.
+    #[serde(default, rename = "type")]
+    pub record_type: Option<String>,
+    /// `SetIdentifier` of each region's record set, e.g. `{ us-east: use1 }`.
+    /// Default: the region's name.
+    #[serde(default)]
+    pub set_identifiers: BTreeMap<String, String>,
+    /// An endpoint to use instead of AWS's (e.g. a moto server); default: the SDK's.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -459,6 +515,57 @@ pub struct Inject {
     /// Chaos Gorilla on AWS: stop (or terminate) the opted-in EC2 instances of a zone.
     #[serde(default)]
     pub aws_ec2: Option<AwsEc2Fault>,
+    /// Split-brain on AWS: each side's network ACLs deny the other side's CIDRs.
+    #[serde(default)]
+    pub aws_nacl: Option<AwsNaclFault>,
+}
+
+impl Inject {
+    /// True when the fault acts on a cloud account (a run needs `--yes` or
+    /// `guards.allow_cloud`).
+    pub fn is_cloud(&self) -> bool {
+        self.aws_ec2.is_some()
+            || self.aws_nacl.is_some()
+            || self
+                .shift
+                .as_ref()
+                .is_some_and(|s| matches!(s.via, Shifter::Route53(_)))
+    }
+}
+
+/// Severs two sides (e.g. two regions' VPCs) by adding DENY entries for the other side's
+/// CIDRs to every network ACL of each side's VPCs, ingress and egress, numbered before the
+/// ACL's own rules. Revert deletes exactly the entries added.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsNaclFault {
+    /// The two sides.
+    pub sides: Vec<NaclSide>,
+    /// `both` (default), `ingress` or `egress`: which of each ACL's directions deny.
+    #[serde(default)]
+    pub direction: Direction,
+    /// An endpoint to use instead of AWS's (e.g. a moto server); default: the SDK's.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+/// One side of a network-ACL cut: VPCs by id and/or by tags, in one region.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NaclSide {
+    /// The region of these VPCs; default: the SDK's (`AWS_REGION`, profile).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// VPC ids, e.g. `[vpc-0abc]`.
+    #[serde(default)]
+    pub vpcs: Vec<String>,
+    /// Tags every VPC of the side carries, e.g. `{ simian:side: east }`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// More CIDRs of this side, denied in the other side's ACLs (e.g. on-premises
+    /// ranges). The VPCs' own CIDR blocks always are.
+    #[serde(default)]
+    pub cidrs: Vec<String>,
 }
 
 /// Stops or terminates EC2 instances selected by zone, tags, state and filters. Only

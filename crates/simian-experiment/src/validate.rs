@@ -397,6 +397,7 @@ fn steps(
                     ("split", inj.split.is_some()),
                     ("shift", inj.shift.is_some()),
                     ("aws_ec2", inj.aws_ec2.is_some()),
+                    ("aws_nacl", inj.aws_nacl.is_some()),
                 ]
                 .into_iter()
                 .filter_map(|(k, set)| set.then_some(k))
@@ -406,7 +407,7 @@ fn steps(
                         &at,
                         "this `inject` names no fault",
                         Some(
-                            "add a backend key: `process`, `latency`, `sever`, `netfilter`, `split`, `shift` or `aws_ec2`"
+                            "add a backend key: `process`, `latency`, `sever`, `netfilter`, `split`, `shift`, `aws_ec2` or `aws_nacl`"
                                 .into(),
                         ),
                     ),
@@ -425,6 +426,12 @@ fn steps(
                 }
                 if let Some(a) = &inj.aws_ec2 {
                     aws_ec2(ctx, e, a, &at.key("aws_ec2"));
+                }
+                if let Some(n) = &inj.aws_nacl {
+                    aws_nacl(ctx, n, &at.key("aws_nacl"));
+                }
+                if let Some(s) = &inj.shift {
+                    shifter(ctx, &s.via, &s.from, &s.to, &at.key("shift").key("via"));
                 }
                 if let Some(l) = &inj.latency {
                     latency(ctx, e, l, &at.key("latency"));
@@ -516,6 +523,7 @@ fn evacuate(ctx: &mut Ctx, ev: &Evacuate, at: &Path) {
             Some("e.g. `30s`".into()),
         );
     }
+    shifter(ctx, &ev.via, &ev.from, &ev.to, &at.key("via"));
     if ev.from == ev.to {
         ctx.at(
             &at.key("to"),
@@ -540,6 +548,8 @@ fn backend(inj: &Inject) -> &'static str {
         "shift"
     } else if inj.aws_ec2.is_some() {
         "aws_ec2"
+    } else if inj.aws_nacl.is_some() {
+        "aws_nacl"
     } else {
         "fault"
     }
@@ -705,6 +715,63 @@ fn aws_ec2(ctx: &mut Ctx, e: &Experiment, a: &AwsEc2Fault, at: &Path) {
             "terminated instances cannot be brought back",
             Some("use `action: stop` (revert starts them again), or set `guards.allow_irreversible: true`".into()),
         );
+    }
+}
+
+fn aws_nacl(ctx: &mut Ctx, n: &AwsNaclFault, at: &Path) {
+    if n.sides.len() != 2 {
+        ctx.at(
+            &at.key("sides"),
+            format!("a cut has two sides, not {}", n.sides.len()),
+            Some("e.g. `sides: [{ region: us-east-1, tags: { simian:side: east } }, { region: us-west-2, tags: { simian:side: west } }]`".into()),
+        );
+    }
+    for (i, side) in n.sides.iter().enumerate() {
+        let at = at.key("sides").index(i);
+        if side.vpcs.is_empty() && side.tags.is_empty() {
+            ctx.at_key(
+                &at,
+                "this side names no VPC",
+                Some("give `vpcs: [vpc-...]` or `tags: { KEY: VALUE }`".into()),
+            );
+        }
+        for (j, cidr) in side.cidrs.iter().enumerate() {
+            if !is_cidr(cidr) {
+                ctx.at(
+                    &at.key("cidrs").index(j),
+                    format!("`{cidr}` is not an IPv4 CIDR"),
+                    Some("e.g. `192.168.0.0/16`".into()),
+                );
+            }
+        }
+    }
+}
+
+fn is_cidr(s: &str) -> bool {
+    s.split_once('/').is_some_and(|(ip, len)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 32)
+    })
+}
+
+/// What a shifter needs beyond its YAML shape.
+fn shifter(ctx: &mut Ctx, via: &Shifter, from: &str, to: &str, at: &Path) {
+    let Shifter::Route53(r) = via else { return };
+    let at = at.key("route53");
+    for (key, value) in [("zone", &r.zone), ("record", &r.record)] {
+        if value.trim().is_empty() {
+            ctx.at(&at.key(key), format!("`{key}` is empty"), None);
+        }
+    }
+    for region in r.set_identifiers.keys() {
+        if region != from && region != to {
+            ctx.at(
+                &at.key("set_identifiers").key(region),
+                format!("`{region}` is neither `{from}` nor `{to}`"),
+                Some(
+                    "name the set identifiers of the two regions the traffic moves between".into(),
+                ),
+            );
+        }
     }
 }
 

@@ -55,6 +55,7 @@ pub enum RevertRecord {
     Sever(SeverRevert),
     Shift(shift::ShiftRevert),
     AwsEc2(simian_aws::ec2::Ec2Revert),
+    AwsNacl(simian_aws::nacl::NaclRevert),
 }
 
 /// What a revert did, for reports.
@@ -73,6 +74,11 @@ pub trait Fault: Send + Sync {
     async fn apply(&self, record: &RevertRecord) -> Result<(), FaultError>;
     /// A fault that can be applied by degrees (a traffic shift) gives its ramp.
     fn ramp(&self) -> Option<&dyn shift::Ramp> {
+        None
+    }
+    /// A fault that delays traffic gives the distribution of the delays it adds (for the
+    /// reports' histogram).
+    fn delay(&self) -> Option<simian_delay::DelaySpec> {
         None
     }
 }
@@ -107,7 +113,10 @@ pub async fn build(
         return Ok(Box::new(netfilter::NetfilterFault::build(name, n)?));
     }
     if let Some(a) = &inject.aws_ec2 {
-        return Ok(Box::new(aws::AwsEc2Fault::build(a, ctx).await?));
+        return Ok(Box::new(aws::ec2::AwsEc2Fault::build(a, ctx).await?));
+    }
+    if let Some(n) = &inject.aws_nacl {
+        return Ok(Box::new(aws::nacl::AwsNaclFault::build(n).await?));
     }
     if let Some(s) = &inject.shift {
         return Ok(Box::new(shift::build(name, s, ctx.lab).await?));
@@ -128,6 +137,7 @@ pub async fn revert(record: &RevertRecord) -> Result<Reverted, FaultError> {
         RevertRecord::Netfilter(n) => netfilter::revert(n).await,
         RevertRecord::Sever(s) => sever::revert(s).await,
         RevertRecord::Shift(s) => shift::revert(s).await,
-        RevertRecord::AwsEc2(a) => aws::revert(a).await,
+        RevertRecord::AwsEc2(a) => aws::ec2::revert(a).await,
+        RevertRecord::AwsNacl(n) => aws::nacl::revert(n).await,
     }
 }

@@ -1,4 +1,5 @@
-//! Probes: open-loop HTTP load, TCP connects, commands; each records
+//! Probes: open-loop HTTP load, TCP connects, commands, Prometheus queries,
+//! replication, CloudWatch alarms; each records
 //! [`Observation`](simian_core::Observation)s into a shared
 //! [`Recorder`](simian_core::Recorder), from which the engine reads metric windows.
 //!
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub mod cli;
+pub mod cloudwatch;
 pub mod command;
 pub mod http;
 pub mod prometheus;
@@ -42,6 +44,7 @@ pub fn check(spec: &ProbeSpec) -> Vec<String> {
         ProbeSpec::Command(c) => command::check(c),
         ProbeSpec::Prometheus(c) => prometheus::check(c),
         ProbeSpec::Replication(c) => replication::check(c),
+        ProbeSpec::Cloudwatch(c) => cloudwatch::check(c),
     }
 }
 
@@ -58,6 +61,7 @@ pub fn spawn(
         ProbeSpec::Command(c) => command::spawn(c, recorder, cancel),
         ProbeSpec::Prometheus(c) => prometheus::spawn(c, recorder, cancel),
         ProbeSpec::Replication(c) => replication::spawn(c, recorder, cancel),
+        ProbeSpec::Cloudwatch(c) => cloudwatch::spawn(c, recorder, cancel),
     }
 }
 

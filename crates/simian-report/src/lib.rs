@@ -1,9 +1,11 @@
-//! Reporters: the live console, the console summary, JSON and JUnit XML, all
+//! Reporters: the live console, the console summary, JSON, JUnit XML and a Markdown
+//! summary for CI pages, all
 //! drawn from the same run events and report.
 #![forbid(unsafe_code)]
 
 pub mod console;
 pub mod junit;
+pub mod markdown;
 
 use simian_engine::RunReport;
 

@@ -216,6 +216,7 @@ where
     messages.dedup();
     Err(AwsError::Partial {
         operation,
+        noun: "instances",
         total: ids.len(),
         failed: failed_ids.len(),
         failed_ids,

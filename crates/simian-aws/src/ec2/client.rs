@@ -3,7 +3,7 @@
 
 use aws_config::SdkConfig;
 
-use crate::config::{ec2_endpoint, load_sdk_config};
+use crate::config::{load_sdk_config, service_endpoint, EC2};
 use crate::{ApiCalls, AwsError, AwsOptions};
 
 /// An EC2 client bound to one region. Cheap to clone.
@@ -31,7 +31,7 @@ impl Ec2 {
         calls: ApiCalls,
     ) -> Result<Self, AwsError> {
         let region = sdk.region().ok_or(AwsError::NoRegion)?.to_string();
-        let endpoint_url = ec2_endpoint(endpoint_url, sdk);
+        let endpoint_url = service_endpoint(EC2, endpoint_url, sdk);
         let mut conf = aws_sdk_ec2::config::Builder::from(sdk).interceptor(calls.interceptor());
         // What the record says is what the client uses.
         if let Some(url) = &endpoint_url {

@@ -51,7 +51,10 @@ pub struct Planned {
 pub async fn eligible(ec2: &Ec2, selector: &Selector) -> Result<Eligible, AwsError> {
     let problems = selector.problems();
     if !problems.is_empty() {
-        return Err(AwsError::Invalid(problems));
+        return Err(AwsError::Invalid {
+            what: "EC2 selector",
+            problems,
+        });
     }
     let mut pages = ec2
         .sdk()
@@ -109,7 +112,10 @@ pub async fn plan(
     let mut problems = selector.problems();
     problems.extend(selection.problems());
     if !problems.is_empty() {
-        return Err(AwsError::Invalid(problems));
+        return Err(AwsError::Invalid {
+            what: "EC2 selector",
+            problems,
+        });
     }
     // One listing of the whole region's fleet serves both the zone and the denominator.
     let region_wide = Selector {

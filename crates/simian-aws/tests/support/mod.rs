@@ -1,6 +1,7 @@
 //! Test support: a moto server (a local AWS-compatible endpoint, from PyPI)
-//! started on a free 127.0.0.1 port and killed on drop, and an EC2 fleet
-//! builder. No traffic leaves the loopback.
+//! started on a free 127.0.0.1 port and killed on drop, and fixtures built
+//! on it: an EC2 fleet, two VPCs in two regions with their network ACLs, a
+//! weighted Route53 record, CloudWatch alarms. No traffic leaves the loopback.
 #![allow(dead_code)] // each test file uses part of it
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, InstanceType, Placement, ResourceType, Tag, TagSpecification};
 use simian_aws::ec2::Ec2;
-use simian_aws::{AwsOptions, Credentials};
+use simian_aws::{load_sdk_config, AwsOptions, Credentials};
 
 pub const REGION: &str = "us-east-1";
 pub const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
@@ -107,6 +108,24 @@ impl Moto {
         Ec2::connect(&self.options())
             .await
             .expect("connect to moto")
+    }
+
+    /// An EC2 client of another region (moto keeps each region apart).
+    pub async fn ec2_in(&self, region: &str) -> Ec2 {
+        Ec2::connect(&AwsOptions {
+            region: Some(region.to_string()),
+            ..self.options()
+        })
+        .await
+        .expect("connect to moto")
+    }
+
+    pub async fn route53(&self) -> aws_sdk_route53::Client {
+        aws_sdk_route53::Client::new(&load_sdk_config(&self.options()).await)
+    }
+
+    pub async fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&load_sdk_config(&self.options()).await)
     }
 }
 
@@ -284,4 +303,298 @@ pub async fn assert_all(ec2: &Ec2, ids: &[String], state: &str) {
         .map(|id| format!("{id}={:?}", now.get(id)))
         .collect();
     assert!(wrong.is_empty(), "not {state}: {wrong:?}");
+}
+
+/// A VPC of [`two_vpcs`].
+#[derive(Debug, Clone)]
+pub struct Vpc {
+    pub region: String,
+    pub id: String,
+    pub cidr: String,
+    /// Its network ACLs, sorted: the default one and a custom one.
+    pub acl_ids: Vec<String>,
+}
+
+/// One VPC 10.1.0.0/16 in us-east-1 tagged `simian:side=east`, one
+/// 10.2.0.0/16 in us-west-2 tagged `simian:side=west`. Each has two subnets
+/// and, besides its default ACL (moto's: allow all at rule 100 and deny at
+/// 32767, both directions), a custom ACL allowing all at rule 100 in both
+/// directions, associated with its second subnet.
+pub async fn two_vpcs(moto: &Moto) -> (Vpc, Vpc) {
+    (
+        vpc(moto, "us-east-1", "10.1", "east").await,
+        vpc(moto, "us-west-2", "10.2", "west").await,
+    )
+}
+
+async fn vpc(moto: &Moto, region: &str, net: &str, side: &str) -> Vpc {
+    use aws_sdk_ec2::types::RuleAction;
+    let ec2 = moto.ec2_in(region).await;
+    let cidr = format!("{net}.0.0/16");
+    let tags = TagSpecification::builder()
+        .resource_type(ResourceType::Vpc)
+        .tags(Tag::builder().key("simian:side").value(side).build())
+        .tags(Tag::builder().key("Name").value(side).build())
+        .build();
+    let out = ec2
+        .sdk()
+        .create_vpc()
+        .cidr_block(&cidr)
+        .tag_specifications(tags)
+        .send()
+        .await
+        .expect("CreateVpc on moto");
+    let id = out.vpc().and_then(|v| v.vpc_id()).unwrap().to_string();
+    let mut subnets = Vec::new();
+    for n in 1..=2 {
+        let out = ec2
+            .sdk()
+            .create_subnet()
+            .vpc_id(&id)
+            .cidr_block(format!("{net}.{n}.0/24"))
+            .send()
+            .await
+            .expect("CreateSubnet on moto");
+        subnets.push(
+            out.subnet()
+                .and_then(|s| s.subnet_id())
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let custom = ec2
+        .sdk()
+        .create_network_acl()
+        .vpc_id(&id)
+        .send()
+        .await
+        .expect("CreateNetworkAcl on moto");
+    let custom = custom
+        .network_acl()
+        .and_then(|a| a.network_acl_id())
+        .unwrap()
+        .to_string();
+    for egress in [false, true] {
+        ec2.sdk()
+            .create_network_acl_entry()
+            .network_acl_id(&custom)
+            .rule_number(100)
+            .egress(egress)
+            .protocol("-1")
+            .rule_action(RuleAction::Allow)
+            .cidr_block("0.0.0.0/0")
+            .send()
+            .await
+            .expect("CreateNetworkAclEntry on moto");
+    }
+    // The second subnet moves from the default ACL to the custom one.
+    let acls = ec2
+        .sdk()
+        .describe_network_acls()
+        .filters(filter("association.subnet-id", &subnets[1]))
+        .send()
+        .await
+        .expect("DescribeNetworkAcls on moto");
+    let association = acls
+        .network_acls()
+        .iter()
+        .flat_map(|a| a.associations())
+        .find(|a| a.subnet_id() == Some(subnets[1].as_str()))
+        .and_then(|a| a.network_acl_association_id())
+        .expect("the subnet's ACL association")
+        .to_string();
+    ec2.sdk()
+        .replace_network_acl_association()
+        .association_id(association)
+        .network_acl_id(&custom)
+        .send()
+        .await
+        .expect("ReplaceNetworkAclAssociation on moto");
+    let acls = ec2
+        .sdk()
+        .describe_network_acls()
+        .filters(filter("vpc-id", &id))
+        .send()
+        .await
+        .expect("DescribeNetworkAcls on moto");
+    let mut acl_ids: Vec<String> = acls
+        .network_acls()
+        .iter()
+        .filter_map(|a| a.network_acl_id().map(str::to_string))
+        .collect();
+    acl_ids.sort();
+    assert_eq!(acl_ids.len(), 2, "the default ACL and the custom one");
+    Vpc {
+        region: region.to_string(),
+        id,
+        cidr,
+        acl_ids,
+    }
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// Every entry of every network ACL of the VPC: (acl id, rule number,
+/// egress, "allow" or "deny", cidr), sorted.
+pub async fn acl_entries(
+    moto: &Moto,
+    region: &str,
+    vpc_id: &str,
+) -> Vec<(String, i32, bool, String, String)> {
+    let ec2 = moto.ec2_in(region).await;
+    let acls = ec2
+        .sdk()
+        .describe_network_acls()
+        .filters(filter("vpc-id", vpc_id))
+        .send()
+        .await
+        .expect("DescribeNetworkAcls on moto");
+    let mut out: Vec<_> = acls
+        .network_acls()
+        .iter()
+        .flat_map(|a| {
+            let acl = a.network_acl_id().unwrap_or_default().to_string();
+            a.entries().iter().map(move |e| {
+                (
+                    acl.clone(),
+                    e.rule_number().unwrap_or_default(),
+                    e.egress().unwrap_or_default(),
+                    e.rule_action()
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_default(),
+                    e.cidr_block()
+                        .or(e.ipv6_cidr_block())
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A hosted zone of [`weighted_zone`].
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// The hosted zone id, without `/hostedzone/`.
+    pub id: String,
+    /// The weighted record's name: `api.example.com.` (what a shift names).
+    pub name: String,
+    /// The zone's own name: `example.com.`.
+    pub zone_name: String,
+}
+
+/// Hosted zone `example.com.` with weighted `A` records
+/// `api.example.com.`: `us-east` (weight 100, 10.1.0.10), `us-west`
+/// (weight 50, 10.2.0.10), and an unrelated `canary` (weight 5, 10.3.0.10),
+/// TTL 60.
+pub async fn weighted_zone(moto: &Moto) -> Zone {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let r53 = moto.route53().await;
+    let zone = r53
+        .create_hosted_zone()
+        .name("example.com.")
+        .caller_reference(format!("simian-tests-{}", std::process::id()))
+        .send()
+        .await
+        .expect("CreateHostedZone on moto");
+    let id = zone
+        .hosted_zone()
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+        .unwrap();
+    let name = "api.example.com.";
+    let mut batch = ChangeBatch::builder();
+    for (set, weight, ip) in [
+        ("us-east", 100, "10.1.0.10"),
+        ("us-west", 50, "10.2.0.10"),
+        ("canary", 5, "10.3.0.10"),
+    ] {
+        let rrs = ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .set_identifier(set)
+            .weight(weight)
+            .ttl(60)
+            .resource_records(ResourceRecord::builder().value(ip).build().unwrap())
+            .build()
+            .unwrap();
+        batch = batch.changes(
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(rrs)
+                .build()
+                .unwrap(),
+        );
+    }
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&id)
+        .change_batch(batch.build().unwrap())
+        .send()
+        .await
+        .expect("ChangeResourceRecordSets on moto");
+    Zone {
+        id,
+        name: name.to_string(),
+        zone_name: "example.com.".to_string(),
+    }
+}
+
+/// The weight of each weighted record set named `name`, by set identifier.
+pub async fn weights(moto: &Moto, zone_id: &str, name: &str) -> BTreeMap<String, i64> {
+    let r53 = moto.route53().await;
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .start_record_name(name)
+        .send()
+        .await
+        .expect("ListResourceRecordSets on moto");
+    let want = name.trim_end_matches('.');
+    out.resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == want)
+        .filter_map(|s| Some((s.set_identifier()?.to_string(), s.weight()?)))
+        .collect()
+}
+
+/// Creates the alarm `name` in us-east-1 if it does not exist
+/// (PutMetricAlarm), then sets its state: `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+pub async fn alarm(moto: &Moto, name: &str, state: &str) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+    let cw = moto.cloudwatch().await;
+    let exists = cw
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .expect("DescribeAlarms on moto")
+        .metric_alarms()
+        .iter()
+        .any(|a| a.alarm_name() == Some(name));
+    if !exists {
+        cw.put_metric_alarm()
+            .alarm_name(name)
+            .namespace("simian/tests")
+            .metric_name("5xx")
+            .statistic(Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+            .send()
+            .await
+            .expect("PutMetricAlarm on moto");
+    }
+    cw.set_alarm_state()
+        .alarm_name(name)
+        .state_value(StateValue::from(state))
+        .state_reason("set by a simian test")
+        .send()
+        .await
+        .expect("SetAlarmState on moto");
 }

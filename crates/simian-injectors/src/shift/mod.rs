@@ -1,6 +1,7 @@
 //! The `shift` injector: moves a share of one region's traffic to another through a
-//! traffic shifter (the lab's global router, HAProxy weights, a webhook). `evacuate`
-//! steps ramp it through [`Ramp`]; an `inject: shift` sets one share at once.
+//! traffic shifter (the lab's global router, HAProxy weights, a webhook, Route53
+//! weighted records). `evacuate` steps ramp it through [`Ramp`]; an `inject: shift`
+//! sets one share at once.
 //!
 //! Prepare reads the shifter's current state into the revert record, so the journal holds
 //! the original weights before anything changes; revert puts exactly those back.
@@ -14,6 +15,7 @@ use crate::{Fault, FaultError, Plan, RevertRecord, Reverted};
 
 mod haproxy;
 mod http;
+mod route53;
 
 /// Sets the share of `from`'s traffic moved to `to`, any number of times.
 #[async_trait]
@@ -28,6 +30,7 @@ pub trait Ramp: Send + Sync {
 pub enum ShiftRevert {
     Haproxy(haproxy::Original),
     Http(http::Original),
+    Route53(simian_aws::route53::WeightsRevert),
 }
 
 /// A shift through one shifter.
@@ -61,6 +64,11 @@ pub async fn build(
         Shifter::Http(h) => {
             let s = http::Http::build(name, cfg, h)?;
             let (t, u) = s.describe();
+            (Box::new(s), t, u)
+        }
+        Shifter::Route53(r) => {
+            let s = route53::Route53Weights::build(cfg, r).await?;
+            let (t, u) = s.describe(share);
             (Box::new(s), t, u)
         }
         Shifter::Lab(_) => {
@@ -120,6 +128,7 @@ pub async fn revert(r: &ShiftRevert) -> Result<Reverted, FaultError> {
     match r {
         ShiftRevert::Haproxy(o) => haproxy::restore(o).await,
         ShiftRevert::Http(o) => http::restore(o).await,
+        ShiftRevert::Route53(o) => route53::restore(o).await,
     }
 }
 

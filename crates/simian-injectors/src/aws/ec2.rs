@@ -9,6 +9,7 @@ use simian_aws::AwsOptions;
 use simian_core::Pick;
 use simian_experiment::{AwsEc2Fault as Config, Ec2Action};
 
+use super::on_task;
 use crate::{BuildCtx, Fault, FaultError, Plan, RevertRecord, Reverted};
 
 pub struct AwsEc2Fault {
@@ -16,10 +17,6 @@ pub struct AwsEc2Fault {
     ec2: Ec2,
     action: Action,
     targets: Vec<String>,
-}
-
-fn aws_err(e: simian_aws::AwsError) -> FaultError {
-    FaultError::Action(e.to_string())
 }
 
 impl AwsEc2Fault {
@@ -112,27 +109,22 @@ impl Fault for AwsEc2Fault {
 
     async fn apply(&self, _record: &RevertRecord) -> Result<(), FaultError> {
         let (ec2, action, ids) = (self.ec2.clone(), self.action, self.targets.clone());
-        // On a task of its own: the SDK's futures are `Send`, but not for every lifetime
-        // the engine's futures would need them to be.
-        let applied = tokio::spawn(async move { ec2::apply(&ec2, action, &ids).await });
-        match applied.await {
-            Ok(r) => r.map(|_| ()).map_err(aws_err),
-            Err(e) => Err(FaultError::Action(format!("the EC2 call failed: {e}"))),
-        }
+        on_task("the EC2 call", async move {
+            ec2::apply(&ec2, action, &ids).await
+        })
+        .await
+        .map(|_| ())
     }
 }
 
 pub async fn revert(r: &Ec2Revert) -> Result<Reverted, FaultError> {
     let r = r.clone();
-    let done = tokio::spawn(async move {
+    let done = on_task("the EC2 revert", async move {
         let ec2 = Ec2::for_record(&r, AwsOptions::default()).await?;
         ec2::revert(&ec2, &r).await
-    });
-    match done.await {
-        Ok(Ok(done)) => Ok(Reverted {
-            actions: done.summary(),
-        }),
-        Ok(Err(e)) => Err(aws_err(e)),
-        Err(e) => Err(FaultError::Action(format!("the EC2 revert failed: {e}"))),
-    }
+    })
+    .await?;
+    Ok(Reverted {
+        actions: done.summary(),
+    })
 }
