@@ -346,7 +346,11 @@ fn split_brain_denies_each_side_in_the_other_s_acls_and_removes_exactly_those() 
             }
         }
     }
-    assert_eq!(aws.acls(&vpcs), before, "the entries were not removed exactly");
+    assert_eq!(
+        aws.acls(&vpcs),
+        before,
+        "the entries were not removed exactly"
+    );
 }
 
 #[test]
@@ -408,9 +412,17 @@ fn chaos_kong_moves_route53_weights_step_by_step_and_puts_them_back() {
         matches!(child.try_wait(), Ok(Some(_)))
     });
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0), "{out}");
-    assert!(seen.contains(&0), "us-east was never fully evacuated: {seen:?}");
+    assert!(
+        seen.contains(&0),
+        "us-east was never fully evacuated: {seen:?}"
+    );
     assert!(seen.len() >= 3, "no intermediate steps seen: {seen:?}");
     assert_eq!(aws.weights(&zone), original, "weights not restored");
 }
@@ -439,14 +451,25 @@ fn a_firing_alarm_stops_the_evacuation_and_restores_the_weights() {
             if let Some(s) = child.try_wait().unwrap() {
                 break s.code();
             }
-            assert!(std::time::Instant::now() < deadline, "the alarm did not stop the run");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the alarm did not stop the run"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     };
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("alarm.value"), "the report names the stop condition:\n{out}");
+    assert!(
+        out.contains("alarm.value"),
+        "the report names the stop condition:\n{out}"
+    );
     assert_eq!(aws.weights(&zone), original, "weights not restored");
 }
 
@@ -465,7 +488,8 @@ fn recover_restores_the_weights_of_a_sigkilled_evacuation() {
         .spawn()
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(60), || aws.weights(&zone)["us-east"] == 0),
+        eventually(Duration::from_secs(60), || aws.weights(&zone)["us-east"]
+            == 0),
         "the ramp never reached 100%"
     );
     child.kill().unwrap(); // SIGKILL: nothing reverts
@@ -473,7 +497,11 @@ fn recover_restores_the_weights_of_a_sigkilled_evacuation() {
     assert_ne!(aws.weights(&zone), original);
     let out = aws.simian(&["recover", j]).output().unwrap();
     assert_exit(&out, 0);
-    assert_eq!(aws.weights(&zone), original, "recover did not restore the weights");
+    assert_eq!(
+        aws.weights(&zone),
+        original,
+        "recover did not restore the weights"
+    );
     let again = aws.simian(&["recover", j]).output().unwrap();
     assert_exit(&again, 0);
     assert_eq!(aws.weights(&zone), original);

@@ -1,7 +1,7 @@
 //! The HAProxy and webhook traffic shifters through the real binary: however a run ends
 //! (success, SIGINT, SIGKILL then `simian recover`), the original split comes back exactly.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
@@ -131,31 +131,7 @@ impl Tool {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut c) = conn else { continue };
-                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut raw = Vec::new();
-                let mut buf = [0u8; 4096];
-                let (head, body) = loop {
-                    let Ok(n) = c.read(&mut buf) else {
-                        break (String::new(), String::new());
-                    };
-                    raw.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&raw).to_string();
-                    if let Some((h, b)) = text.split_once("\r\n\r\n") {
-                        let len = h
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if b.len() >= len || n == 0 {
-                            break (h.to_string(), b.to_string());
-                        }
-                    } else if n == 0 {
-                        break (text, String::new());
-                    }
-                };
+                let (head, body) = read_request(&mut c);
                 let reply = if head.starts_with("PUT") {
                     *st.lock().unwrap() = body;
                     String::new()

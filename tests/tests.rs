@@ -3,6 +3,7 @@
 mod aws;
 mod chaos_kong;
 mod common;
+mod gameday;
 mod lab;
 mod lab_netns;
 mod lab_traffic;
@@ -12,7 +13,9 @@ mod process;
 mod prometheus;
 mod proxy;
 mod recover;
+mod report_html;
 mod run;
+mod schedule;
 mod sever;
 mod shifters;
 mod split_brain;

@@ -319,3 +319,34 @@ print(t, f, e)
         .collect();
     (n[0], n[1], n[2])
 }
+
+/// One HTTP/1.1 request read off `c`: its head and body (by `content-length`), for the
+/// small servers tests run on 127.0.0.1.
+pub fn read_request(c: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read as _;
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(n) = c.read(&mut buf) else {
+            return (String::new(), String::new());
+        };
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw).to_string();
+        if let Some((h, b)) = text.split_once("\r\n\r\n") {
+            let len = h
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if b.len() >= len || n == 0 {
+                return (h.to_string(), b.to_string());
+            }
+        } else if n == 0 {
+            return (text, String::new());
+        }
+    }
+}

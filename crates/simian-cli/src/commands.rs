@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use clap::CommandFactory;
-use simian_engine::{PrepareError, RunOptions};
+use simian_engine::{EventKind, PrepareError, RunOptions};
 use simian_experiment::{Diagnostic, Env, Loaded};
 use simian_lab::LabState;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::vars::{RunProxies, Vars};
-use crate::{exit, Cli, Command, RunArgs, VarArgs};
+use crate::{exit, Cli, Command, ReportArgs, RunArgs, VarArgs};
 
 pub async fn dispatch(cmd: Command, state_dir: PathBuf) -> i32 {
     match cmd {
@@ -21,6 +21,10 @@ pub async fn dispatch(cmd: Command, state_dir: PathBuf) -> i32 {
         Command::Plan { file, vars, seed } => plan(&file, &vars, seed, &state_dir).await,
         Command::Run(args) => run(args, &state_dir).await,
         Command::Recover { journal } => recover(&journal).await,
+        Command::Continue { run } => crate::operator::continue_run(run.as_deref(), &state_dir),
+        Command::Report(args) => report(&args),
+        Command::Schedule(args) => simian_schedule::cli::schedule(args, &state_dir).await,
+        Command::History(args) => simian_schedule::cli::history(args),
         Command::Lab { cmd } => report_err(simian_lab::cli::run(cmd, &state_dir).await),
         Command::Probe { cmd } => report_err(simian_probes::cli::run(cmd).await),
         Command::Proxy(args) => report_err(simian_proxy::cli::run(args).await),
@@ -251,6 +255,17 @@ async fn run_loaded(
         );
         return exit::NOT_RUN;
     }
+    if has_confirm(&loaded.experiment.method)
+        && !args.yes
+        && !args.remote_confirm
+        && !crate::operator::interactive()
+    {
+        eprintln!(
+            "error: {} has `confirm` steps, but this run is not interactive (no terminal to answer at); nothing was injected\n  = hint: pass `--yes` to confirm every step at once, `--remote-confirm` to wait for `simian continue RUN`, or run it from a terminal",
+            args.file.display()
+        );
+        return exit::NOT_RUN;
+    }
     let seed = args.seed.unwrap_or_else(fresh_seed);
     let journal = args.journal.clone().unwrap_or_else(|| {
         state_dir.join("runs").join(format!(
@@ -268,7 +283,14 @@ async fn run_loaded(
         run_proxy_api,
         tick: args.tick.0,
     };
-    let prepared = match simian_engine::prepare(loaded, opts, &probes).await {
+    let mut notices = crate::notices::Notices::new(
+        loaded.experiment.notify.clone(),
+        &args.notify,
+        &loaded.experiment.name,
+        &journal,
+    );
+    let (operator_tx, operator_rx) = mpsc::unbounded_channel();
+    let mut prepared = match simian_engine::prepare(loaded, opts, &probes).await {
         Ok(p) => p,
         Err(PrepareError::Invalid(diags)) => {
             print_diags(&diags, &source);
@@ -281,6 +303,7 @@ async fn run_loaded(
         }
     };
 
+    prepared.operator = Some(operator_rx);
     let (abort_tx, abort_rx) = watch::channel(None::<String>);
     let journal_shown = journal.clone();
     let signals = tokio::spawn(async move {
@@ -307,20 +330,48 @@ async fn run_loaded(
     });
     let (tx, mut rx) = mpsc::unbounded_channel();
     let quiet = args.quiet;
+    let (asking, yes) = (journal.clone(), args.yes);
     let printer = tokio::spawn(async move {
         let mut live = simian_report::console::Live::new(1000);
+        let mut question: Option<CancellationToken> = None;
         while let Some(ev) = rx.recv().await {
             if !quiet {
                 if let Some(line) = live.line(&ev) {
                     eprintln!("{line}");
                 }
             }
+            notices.on_event(&ev.kind);
+            match &ev.kind {
+                EventKind::AwaitingOperator { message, .. } => {
+                    let done = CancellationToken::new();
+                    crate::operator::ask(
+                        asking.clone(),
+                        message.clone(),
+                        yes,
+                        operator_tx.clone(),
+                        done.clone(),
+                    );
+                    question = Some(done);
+                }
+                EventKind::Confirmed { .. }
+                | EventKind::Aborting { .. }
+                | EventKind::Finished { .. } => {
+                    if let Some(done) = question.take() {
+                        done.cancel();
+                    }
+                }
+                _ => {}
+            }
         }
+        if let Some(done) = question.take() {
+            done.cancel();
+        }
+        notices
     });
     let outcome = simian_engine::execute_guarded(prepared, abort_rx, tx).await;
     probes.cancel();
     signals.abort();
-    let _ = printer.await;
+    let notices = printer.await.ok();
     let report = match outcome {
         simian_engine::Outcome::Finished(r) => r,
         simian_engine::Outcome::Panicked { message, recovered } => {
@@ -343,6 +394,9 @@ async fn run_loaded(
     if let Some(p) = &args.junit {
         write_file(p, &simian_report::junit::render(&report));
     }
+    if let Some(p) = &args.html {
+        write_file(p, &simian_report::html::render(&report));
+    }
     let markdown = simian_report::markdown::render(&report);
     if let Some(p) = &args.summary {
         write_file(p, &markdown);
@@ -350,8 +404,20 @@ async fn run_loaded(
     if let Some(p) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         append_file(Path::new(&p), &markdown);
     }
+    if let Some(n) = notices {
+        n.finish(&report).await;
+    }
     print!("{}", simian_report::console::summary(&report));
     report.exit_code
+}
+
+fn has_confirm(steps: &[simian_experiment::Step]) -> bool {
+    use simian_experiment::Step;
+    steps.iter().any(|s| match s {
+        Step::Confirm(_) => true,
+        Step::Parallel(inner) => has_confirm(inner),
+        _ => false,
+    })
 }
 
 fn write_file(path: &Path, text: &str) {
@@ -374,6 +440,79 @@ fn append_file(path: &Path, text: &str) {
     if let Err(e) = appended {
         eprintln!("warning: cannot append to {}: {e}", path.display());
     }
+}
+
+/// `simian report FILE`: a finished run's reports again, from its `--json` or its journal.
+fn report(args: &ReportArgs) -> i32 {
+    let text = match read(&args.file) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    let report = match load_report(&args.file, &text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::NOT_RUN;
+        }
+    };
+    type Render = fn(&simian_engine::RunReport) -> String;
+    let outputs: [(&Option<PathBuf>, Render); 4] = [
+        (&args.html, simian_report::html::render),
+        (&args.summary, simian_report::markdown::render),
+        (&args.junit, simian_report::junit::render),
+        (&args.json, simian_report::json),
+    ];
+    let mut code = exit::HELD;
+    let mut wrote = false;
+    for (path, render) in outputs {
+        let Some(p) = path else { continue };
+        wrote = true;
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match std::fs::write(p, render(&report)) {
+            Ok(()) => eprintln!("wrote {}", p.display()),
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", p.display());
+                code = exit::NOT_RUN;
+            }
+        }
+    }
+    if !wrote {
+        print!("{}", simian_report::console::summary(&report));
+    }
+    code
+}
+
+/// A `--json` report, or the report a finished run's journal ends with.
+fn load_report(file: &Path, text: &str) -> Result<simian_engine::RunReport, String> {
+    let shown = file.display();
+    // A journal line has a `type`; a one-line journal is JSON too.
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if v.get("type").is_none() => {
+            return serde_json::from_value(v).map_err(|e| {
+                format!("{shown} is JSON, but not a report of `simian run --json`: {e}")
+            })
+        }
+        _ => {}
+    }
+    let read = simian_engine::journal::read(file).map_err(|e| match e {
+        simian_engine::journal::JournalError::NotJournal { .. } => {
+            format!("{shown} is neither a report of `simian run --json` nor a run journal")
+        }
+        e => format!("failed to {e}"),
+    })?;
+    if read.unreadable > 0 {
+        eprintln!(
+            "note: {} unreadable line(s) of {shown} skipped",
+            read.unreadable
+        );
+    }
+    simian_engine::journal::report(&read.entries).ok_or_else(|| {
+        format!(
+            "the run did not finish: no report in {shown}; `simian recover {shown}` reverts what it left"
+        )
+    })
 }
 
 async fn recover(journal: &Path) -> i32 {

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod notices;
+mod operator;
 mod plan_view;
 mod vars;
 
@@ -81,6 +83,34 @@ pub enum Command {
         after_help = "Safe to run more than once.\nExample:\n  simian recover /tmp/simian-0/runs/20261122T101500Z-chaos-gorilla-3f2a.jsonl"
     )]
     Recover { journal: PathBuf },
+    /// Answer a run's `confirm` step: the operator's go-ahead for its next step.
+    #[command(after_help = concat!(
+        "RUN is the run's id (its journal's name in STATE_DIR/runs) or its journal's path;\n",
+        "without it, the one run waiting for an operator.\n",
+        "Example:\n  simian continue 20261122T101500Z-gameday-3f2a"
+    ))]
+    Continue {
+        #[arg(value_name = "RUN")]
+        run: Option<String>,
+    },
+    /// Render a finished run's reports again, from its `--json` report or its journal.
+    #[command(after_help = concat!(
+        "FILE is the JSON that `simian run --json` wrote, or the run's journal (its report is\n",
+        "the journal's last entries). A journal of a run that did not finish (SIGKILLed) has\n",
+        "no report: `simian recover JOURNAL` reverts what it left.\n\n",
+        "Examples:\n",
+        "  simian report run.json --html run.html\n",
+        "  simian report STATE_DIR/runs/RUN_ID.jsonl --html run.html --junit junit.xml\n\n",
+        "Exit codes: 0 written · 3 FILE is not a report or a finished run's journal, or an output cannot be written"
+    ))]
+    Report(ReportArgs),
+    /// Run game days on a schedule: cron or random times inside windows, one run at a time,
+    /// with blackout days, a minimum gap and a kill switch.
+    #[command(after_help = simian_schedule::cli::SCHEDULE_HELP)]
+    Schedule(simian_schedule::cli::ScheduleArgs),
+    /// List past scheduled runs: verdict, exit code, duration, time to recover, trends.
+    #[command(after_help = simian_schedule::cli::HISTORY_HELP)]
+    History(simian_schedule::cli::HistoryArgs),
     /// Run the embedded lab: a small active-active service to break.
     Lab {
         #[command(subcommand)]
@@ -111,6 +141,25 @@ pub struct VarArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's `--json` report, or its journal (`STATE_DIR/runs/RUN_ID.jsonl`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write the self-contained HTML report here.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// Write the Markdown summary here.
+    #[arg(long, value_name = "PATH")]
+    pub summary: Option<PathBuf>,
+    /// Write the JUnit XML report here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the whole run as JSON here (what `run --json` writes; from a journal, too).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     pub file: PathBuf,
     #[command(flatten)]
@@ -128,16 +177,31 @@ pub struct RunArgs {
     /// (GitHub Actions), the summary is also appended to that file.
     #[arg(long, value_name = "PATH")]
     pub summary: Option<PathBuf>,
+    /// Write a self-contained HTML report here (one file, nothing fetched, opens offline):
+    /// the verdict, every assertion, the faults, and a timeline chart per probe metric
+    /// with the fault windows, baseline, bounds and time to detect and recover marked.
+    /// `simian report JOURNAL --html PATH` renders it again later.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
+    /// POST to this webhook when the run starts, aborts and ends (repeatable), besides the
+    /// experiment's `notify:` list. Slack bodies for hooks.slack.com, generic JSON otherwise.
+    #[arg(long, value_name = "URL")]
+    pub notify: Vec<String>,
     /// Seed for random target selection; recorded in the journal so a run can be replayed.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Start a throwaway lab for this run (unless one is running) and take it down afterwards.
     #[arg(long)]
     pub lab: bool,
-    /// Allow faults on cloud accounts (AWS); without it (or `guards.allow_cloud: true`)
-    /// such a run refuses to start.
+    /// Say yes up front: allow faults on cloud accounts (AWS; without it, or
+    /// `guards.allow_cloud: true`, such a run refuses to start), and answer every
+    /// `confirm` step at once (a run that is not interactive refuses them without it).
     #[arg(long)]
     pub yes: bool,
+    /// Answer `confirm` steps only with `simian continue RUN`, for runs without a
+    /// terminal (scheduled, under systemd or nohup) that people still watch.
+    #[arg(long, conflicts_with = "yes")]
+    pub remote_confirm: bool,
     /// With --lab: start it with `lab up --netns` (root): regions in network namespaces,
     /// so `split` drops real packets between them.
     #[arg(long, requires = "lab")]

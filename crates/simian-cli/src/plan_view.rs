@@ -117,6 +117,15 @@ fn steps(o: &mut String, list: &[Step], planned: &BTreeMap<&str, &Planned>, inde
             Step::Revert(n) => {
                 let _ = writeln!(o, "{indent}{}. revert {n}", i + 1);
             }
+            Step::Confirm(c) => {
+                let _ = writeln!(
+                    o,
+                    "{indent}{}. confirm: wait up to {} for an operator: {}",
+                    i + 1,
+                    c.timeout,
+                    c.message
+                );
+            }
             Step::Parallel(inner) => {
                 let _ = writeln!(o, "{indent}{}. at once:", i + 1);
                 steps(o, inner, planned, &format!("{indent}   "));

@@ -30,6 +30,9 @@ pub struct Prepared {
     pub header: Header,
     /// How often the hypothesis and stop conditions are judged during the method.
     pub tick: Duration,
+    /// Operators' answers to `confirm` steps (who confirmed). Without it, a `confirm`
+    /// step waits out its timeout and aborts.
+    pub operator: Option<mpsc::UnboundedReceiver<String>>,
 }
 
 struct Applied {
@@ -52,6 +55,7 @@ struct Shared {
     /// The latest judgement of each hypothesis assertion during the method; what an
     /// evacuation's gate reads.
     latest: Mutex<Vec<Option<Judged>>>,
+    operator: tokio::sync::Mutex<Option<mpsc::UnboundedReceiver<String>>>,
 }
 
 impl Shared {
@@ -106,6 +110,7 @@ pub async fn execute(
         journal,
         header,
         tick,
+        operator,
     } = p;
     let exp = &loaded.experiment;
     let shared = Arc::new(Shared {
@@ -121,6 +126,7 @@ pub async fn execute(
         sink,
         seq: Mutex::new(0),
         latest: Mutex::new(vec![None; loaded.hypothesis.len()]),
+        operator: tokio::sync::Mutex::new(operator),
     });
     {
         let mut fr = shared.faults.lock().unwrap();
@@ -133,6 +139,7 @@ pub async fn execute(
                     injected_ms: None,
                     reverted_ms: None,
                     revert_error: None,
+                    delay: f.fault.delay(),
                 },
             );
         }
@@ -618,6 +625,7 @@ fn run_step<'a>(
             Step::Evacuate(ev) => {
                 evacuate(s, ev, faults[ev.name.as_deref().expect("named")].as_ref()).await?
             }
+            Step::Confirm(c) => confirm(s, c).await?,
             Step::Inject(inj) => {
                 let name = inj.name.clone().expect("the loader names every fault");
                 let fault = &faults[&name];
@@ -635,6 +643,38 @@ fn run_step<'a>(
         }
         Ok(())
     })
+}
+
+/// Waits for an operator's go-ahead; none within the timeout aborts the run.
+async fn confirm(s: &Shared, c: &simian_experiment::Confirm) -> Result<(), String> {
+    s.emit(EventKind::Step {
+        step: format!("confirm: {}", c.message),
+    });
+    let mut operator = s.operator.lock().await;
+    // Answers given before this step was asked are not answers to it.
+    if let Some(rx) = operator.as_mut() {
+        while rx.try_recv().is_ok() {}
+    }
+    s.emit(EventKind::AwaitingOperator {
+        message: c.message.clone(),
+        timeout_ms: c.timeout.0.as_millis() as u64,
+    });
+    let answer = async {
+        match operator.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    match tokio::time::timeout(c.timeout.0, answer).await {
+        Ok(Some(by)) => {
+            s.emit(EventKind::Confirmed { by });
+            Ok(())
+        }
+        Ok(None) | Err(_) => Err(format!(
+            "no operator confirmed `{}` within {}",
+            c.message, c.timeout
+        )),
+    }
 }
 
 /// Chaos Kong: up the ramp, each step after the first gated on the hypothesis; hold;
@@ -873,15 +913,8 @@ async fn finish(
         verdict: verdict.name().into(),
         exit_code,
     });
-    let _ = s.journal(
-        &Entry::End {
-            verdict: verdict.name().into(),
-            exit_code,
-        },
-        true,
-    );
     let faults = s.faults.lock().unwrap().values().cloned().collect();
-    RunReport {
+    let mut report = RunReport {
         experiment: l.experiment.name.clone(),
         file: l.file.clone(),
         run_id: h.run_id.clone(),
@@ -898,8 +931,20 @@ async fn finish(
         baseline: acc.baseline,
         stop: acc.stop,
         recovery: acc.recovery,
-        events: s.events.lock().unwrap().clone(),
-    }
+        events: Vec::new(),
+    };
+    // The report without its events (the journal has them), so `simian report JOURNAL`
+    // can render it again; before `End`, so a journal with an end has a report.
+    let _ = s.journal(&Entry::Report(Box::new(report.clone())), false);
+    let _ = s.journal(
+        &Entry::End {
+            verdict: verdict.name().into(),
+            exit_code,
+        },
+        true,
+    );
+    report.events = s.events.lock().unwrap().clone();
+    report
 }
 
 /// How a guarded run ended.

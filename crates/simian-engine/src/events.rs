@@ -85,6 +85,15 @@ pub enum EventKind {
         assertion: String,
         detail: String,
     },
+    /// A `confirm` step waits for an operator (`simian continue RUN`, or Enter).
+    AwaitingOperator {
+        message: String,
+        timeout_ms: u64,
+    },
+    /// An operator answered a `confirm` step; `by` says who or how.
+    Confirmed {
+        by: String,
+    },
     StopTripped {
         condition: String,
         detail: String,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use simian_injectors::RevertRecord;
 
 use crate::events::RunEvent;
+use crate::report::RunReport;
 
 /// Who ran what, where: the first line of every journal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +55,9 @@ pub enum Entry {
         error: String,
     },
     Event(RunEvent),
+    /// The run's report, without its events (they are the `Event` entries); written
+    /// just before `End`, so `simian report JOURNAL` can render the run again.
+    Report(Box<RunReport>),
     End {
         verdict: String,
         exit_code: i32,
@@ -199,6 +203,23 @@ pub fn outstanding(entries: &[Entry]) -> Vec<(String, u32, RevertRecord)> {
     open
 }
 
+/// The finished run's report, its events put back from the journal's `Event` entries;
+/// `None` when the run did not finish (SIGKILLed, crashed, or still running).
+pub fn report(entries: &[Entry]) -> Option<RunReport> {
+    let mut report = entries.iter().rev().find_map(|e| match e {
+        Entry::Report(r) => Some((**r).clone()),
+        _ => None,
+    })?;
+    report.events = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Event(ev) => Some(ev.clone()),
+            _ => None,
+        })
+        .collect();
+    Some(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +288,58 @@ mod tests {
             .map(|(f, _, _)| f)
             .collect();
         assert_eq!(open, vec!["c", "a"], "newest first, reverted ones gone");
+    }
+
+    #[test]
+    fn the_report_is_rebuilt_with_the_journals_events() {
+        use crate::events::{EventKind, Phase};
+        use crate::report::Verdict;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        let mut j = Journal::create(&p, header()).unwrap();
+        let ev = |at_ms, phase| {
+            Entry::Event(RunEvent {
+                at_ms,
+                kind: EventKind::Phase { phase },
+            })
+        };
+        j.append(&ev(0, Phase::Before), false).unwrap();
+        j.append(&ev(2000, Phase::Method), false).unwrap();
+        let before_end = read(&p).unwrap();
+        assert!(report(&before_end.entries).is_none(), "no report yet");
+        let r = RunReport {
+            experiment: "e".into(),
+            file: "f".into(),
+            run_id: "r".into(),
+            seed: 7,
+            journal: p.display().to_string(),
+            started_at: "t".into(),
+            verdict: Verdict::Held,
+            exit_code: 0,
+            reason: None,
+            duration_ms: 3000,
+            phases: vec![],
+            assertions: vec![],
+            faults: vec![],
+            baseline: Default::default(),
+            stop: None,
+            recovery: None,
+            events: vec![],
+        };
+        j.append(&Entry::Report(Box::new(r)), false).unwrap();
+        j.append(
+            &Entry::End {
+                verdict: "held".into(),
+                exit_code: 0,
+            },
+            true,
+        )
+        .unwrap();
+        let back = report(&read(&p).unwrap().entries).expect("a report");
+        assert_eq!(back.duration_ms, 3000);
+        let at: Vec<u64> = back.events.iter().map(|e| e.at_ms).collect();
+        assert_eq!(at, vec![0, 2000]);
+        assert!(outstanding(&read(&p).unwrap().entries).is_empty());
     }
 
     #[test]

@@ -15,4 +15,4 @@ pub use events::{EventKind, Phase, RunEvent};
 pub use plan::{plan, Planned};
 pub use recover::{recover, Recovered};
 pub use report::{RunReport, Verdict};
-pub use run::{prepare, run_id, sha256_hex, PrepareError, RunOptions};
+pub use run::{prepare, run_id, sha256_hex, user, PrepareError, RunOptions};

@@ -65,6 +65,9 @@ pub struct FaultReport {
     pub injected_ms: Option<u64>,
     pub reverted_ms: Option<u64>,
     pub revert_error: Option<String>,
+    /// For a fault that delays traffic (latency): the distribution of the delays it adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<simian_delay::DelaySpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -87,6 +87,7 @@ pub async fn prepare(
         journal,
         header,
         tick: opts.tick,
+        operator: None,
     })
 }
 
@@ -97,7 +98,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn user() -> String {
+/// Who runs this: the user name of the process' uid.
+pub fn user() -> String {
     let uid = nix::unistd::getuid();
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(u)) => u.name,

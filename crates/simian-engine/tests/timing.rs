@@ -281,3 +281,54 @@ async fn a_parallel_group_ends_when_its_longest_branch_does() {
         Some(16000)
     );
 }
+
+const CONFIRM_METHOD: &str = "  - inject: { name: a, process: { target: { lab: {} } } }\n  - confirm: { message: \"zone down, go on?\", timeout: 30s }\n  - wait: 1s\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_confirm_step_waits_for_the_operator_then_goes_on() {
+    let mut b = bed(CONFIRM_METHOD, "", Duration::ZERO);
+    let (tx, rx) = mpsc::unbounded_channel();
+    b.prepared.operator = Some(rx);
+    // An answer given before the step asks is not an answer to it.
+    tx.send("too early".into()).unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        tx.send("alice".into()).unwrap();
+        std::future::pending::<()>().await;
+    });
+    let r = run(b, None).await;
+    assert_eq!(r.verdict, Verdict::Held, "{:?}", r.reason);
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::AwaitingOperator { .. })),
+        Some(5000)
+    );
+    assert_eq!(
+        at(
+            &r,
+            |k| matches!(k, EventKind::Confirmed { by } if by == "alice")
+        ),
+        Some(12000)
+    );
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::Reverted { .. })),
+        Some(13000)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_confirm_aborts_at_its_timeout_and_reverts() {
+    let mut b = bed(CONFIRM_METHOD, "", Duration::ZERO);
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    b.prepared.operator = Some(rx);
+    let r = run(b, None).await;
+    drop(tx);
+    assert_eq!(r.verdict, Verdict::Aborted);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some("no operator confirmed `zone down, go on?` within 30s")
+    );
+    assert_eq!(
+        at(&r, |k| matches!(k, EventKind::Reverted { .. })),
+        Some(35000)
+    );
+}

@@ -234,6 +234,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         "method",
         "guards",
         "proxies",
+        "notify",
     ];
     for k in top.keys() {
         if !known.contains(&k.as_str()) {
@@ -278,6 +279,10 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         None => Some(Default::default()),
         Some(v) => ctx.de(v, &root.key("proxies")),
     };
+    let notify: Option<Vec<Notify>> = match top.get("notify") {
+        None => Some(vec![]),
+        Some(v) => de_list(&mut ctx, v, &root.key("notify")),
+    };
 
     let (
         Some(version),
@@ -288,6 +293,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         Some(method),
         Some(guards),
         Some(proxies),
+        Some(notify),
     ) = (
         version,
         name,
@@ -297,6 +303,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         method,
         guards,
         proxies,
+        notify,
     )
     else {
         // Assertions only need probe names and strings: check them from the raw values.
@@ -330,6 +337,7 @@ pub fn load(file: &str, source: &str, env: &Env) -> Result<Loaded, Vec<Diagnosti
         method,
         guards,
         proxies,
+        notify,
     };
     let checked = crate::validate::validate(&mut ctx, &experiment, env);
     if !ctx.diags.is_empty() {
@@ -364,7 +372,7 @@ fn name_faults(steps: &mut [Step], names: &mut dyn Iterator<Item = String>) {
             Step::Inject(i) => i.name = names.next(),
             Step::Evacuate(e) => e.name = names.next(),
             Step::Parallel(inner) => name_faults(inner, names),
-            Step::Wait(_) | Step::Revert(_) => {}
+            Step::Wait(_) | Step::Revert(_) | Step::Confirm(_) => {}
         }
     }
 }

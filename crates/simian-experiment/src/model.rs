@@ -23,7 +23,7 @@ pub struct Experiment {
     /// `users.success_ratio < 0.9`. Checked before and during the method.
     #[serde(default)]
     pub stop_when: Vec<String>,
-    /// Ordered steps: `inject`, `wait`, `revert`, `parallel`.
+    /// Ordered steps: `inject`, `wait`, `revert`, `parallel`, `evacuate`, `confirm`.
     pub method: Vec<Step>,
     #[serde(default)]
     pub guards: Guards,
@@ -32,6 +32,50 @@ pub struct Experiment {
     /// `${proxies.NAME}` and their API `${proxies.api}`; a `latency` fault without `api` uses them.
     #[serde(default)]
     pub proxies: BTreeMap<String, RunProxy>,
+    /// Webhooks told when the run starts, aborts and ends with a verdict, e.g. a Slack
+    /// incoming webhook, so a game day is visible where the team talks.
+    #[serde(default)]
+    pub notify: Vec<Notify>,
+}
+
+/// A webhook that hears about a run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// Where to POST, `http://` or `https://`.
+    pub url: String,
+    /// `slack` (an incoming-webhook message) or `generic` (the run's facts as JSON).
+    /// Default: `slack` for `hooks.slack.com` URLs, else `generic`.
+    #[serde(default)]
+    pub format: Option<NotifyFormat>,
+    /// Which moments: `start`, `abort`, `verdict`. Default: all three.
+    #[serde(default = "all_moments")]
+    pub on: Vec<Moment>,
+    /// Extra request headers, e.g. `{ Authorization: "Bearer ${TOKEN}" }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyFormat {
+    Slack,
+    Generic,
+}
+
+/// A moment of a run that notifications can be sent for.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Moment {
+    Start,
+    Abort,
+    Verdict,
+}
+
+fn all_moments() -> Vec<Moment> {
+    vec![Moment::Start, Moment::Abort, Moment::Verdict]
 }
 
 /// A proxy started by the run.
@@ -331,6 +375,24 @@ pub enum Step {
     /// Chaos Kong: shift a region's traffic to another a step at a time, gated on the
     /// hypothesis before each next step; hold; shift back.
     Evacuate(Box<Evacuate>),
+    /// Game days: wait for an operator (`simian continue RUN`, or Enter in the run's
+    /// terminal) before the next step; no answer within `timeout` aborts the run.
+    Confirm(Confirm),
+}
+
+/// An operator's go-ahead before the next step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    /// What the operator is asked, e.g. "zone down: dashboards green? continue to the region cut".
+    pub message: String,
+    /// How long to wait for the answer before aborting (every fault reverted). Default 10m.
+    #[serde(default = "default_confirm_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_confirm_timeout() -> Dur {
+    Dur::from_secs(600)
 }
 
 /// A gradual evacuation. Before each step after the first, the hypothesis must hold over

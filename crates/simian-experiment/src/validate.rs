@@ -44,6 +44,10 @@ pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> Checked {
         );
     }
 
+    for (i, n) in e.notify.iter().enumerate() {
+        notify(ctx, n, &root.key("notify").index(i));
+    }
+
     let ss = root.key("steady_state");
     if e.steady_state.probes.is_empty() {
         ctx.at_key(
@@ -298,6 +302,23 @@ fn steps(
         let path = at.index(i);
         match step {
             Step::Wait(_) => {}
+            Step::Confirm(c) => {
+                let at = path.key("confirm");
+                if c.message.trim().is_empty() {
+                    ctx.at(
+                        &at.key("message"),
+                        "the message is empty",
+                        Some("say what the operator checks before going on, e.g. `dashboards green?`".into()),
+                    );
+                }
+                if c.timeout.0.is_zero() {
+                    ctx.at(
+                        &at.key("timeout"),
+                        "a timeout of 0 aborts at once",
+                        Some("give the operator time, e.g. `timeout: 10m`".into()),
+                    );
+                }
+            }
             Step::Evacuate(ev) => {
                 let at = path.key("evacuate");
                 let name = ev
@@ -775,6 +796,27 @@ fn shifter(ctx: &mut Ctx, via: &Shifter, from: &str, to: &str, at: &Path) {
     }
 }
 
+fn notify(ctx: &mut Ctx, n: &Notify, at: &Path) {
+    let scheme_ok = n.url.starts_with("http://") || n.url.starts_with("https://");
+    let authority = n.url.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    if !scheme_ok || authority.is_empty() {
+        ctx.at(
+            &at.key("url"),
+            format!("`{}` is not an http(s) URL", n.url),
+            Some("e.g. `https://hooks.slack.com/services/T000/B000/XXXX`".into()),
+        );
+    }
+    if n.on.is_empty() {
+        ctx.at(
+            &at.key("on"),
+            "`on` names no moment: this webhook would never be called",
+            Some("use some of `start`, `abort`, `verdict`, or leave `on` out for all".into()),
+        );
+    }
+}
+
 /// The least time the method takes: waits and held faults; `parallel` takes its longest branch.
 pub fn method_time(list: &[Step]) -> Duration {
     list.iter()
@@ -790,7 +832,8 @@ pub fn method_time(list: &[Step]) -> Duration {
                 };
                 ev.every.0 * (up + down) + ev.hold.0
             }
-            Step::Revert(_) => Duration::ZERO,
+            // An operator may answer at once.
+            Step::Revert(_) | Step::Confirm(_) => Duration::ZERO,
             Step::Parallel(inner) => inner
                 .iter()
                 .map(|s| method_time(std::slice::from_ref(s)))

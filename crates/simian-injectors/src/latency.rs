@@ -26,6 +26,8 @@ pub struct LatencyFault {
     proxy: String,
     toxics: Vec<Toxic>,
     owned_by_run: bool,
+    /// The delays it adds: the spec, or Toxiproxy's uniform stand-in for it.
+    delay: simian_delay::DelaySpec,
 }
 
 impl LatencyFault {
@@ -89,10 +91,11 @@ impl LatencyFault {
         let sampler =
             simian_delay::Sampler::new(&spec).map_err(|p| FaultError::Config(p.join("; ")))?;
         let toxicity = cfg.toxicity.map_or(1.0, |t| t.fraction());
-        let (attributes, described) = match cfg.via {
+        let (attributes, described, delay) = match cfg.via {
             LatencyVia::Proxy => (
                 json!({ "latency": 0, "jitter": 0, "distribution": cfg.distribution, "min": cfg.min, "max": cfg.max }),
                 sampler.describe(),
+                spec,
             ),
             LatencyVia::Toxiproxy => {
                 let (latency, jitter) = sampler.uniform_approximation();
@@ -107,7 +110,22 @@ impl LatencyFault {
                 } else {
                     format!("{l}ms ± {j}ms (warning: Toxiproxy cannot express {}; this uniform range is its closest stand-in)", sampler.describe())
                 };
-                (json!({ "latency": l, "jitter": j }), d)
+                // What Toxiproxy draws: uniform in `latency ± jitter`.
+                let ms = |v: u64| simian_core::Dur::from_millis(v);
+                let distribution = if j == 0 {
+                    simian_delay::Distribution::Constant { value: ms(l) }
+                } else {
+                    simian_delay::Distribution::Uniform {
+                        min: ms(l.saturating_sub(j)),
+                        max: ms(l + j),
+                    }
+                };
+                let delay = simian_delay::DelaySpec {
+                    distribution,
+                    min: None,
+                    max: None,
+                };
+                (json!({ "latency": l, "jitter": j }), d, delay)
             }
         };
         let attrs = |v: serde_json::Value| match v {
@@ -165,6 +183,7 @@ impl LatencyFault {
             proxy: proxy.name,
             toxics,
             owned_by_run,
+            delay,
         })
     }
 }
@@ -177,6 +196,10 @@ fn pct(f: f64) -> String {
 impl Fault for LatencyFault {
     fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    fn delay(&self) -> Option<simian_delay::DelaySpec> {
+        Some(self.delay.clone())
     }
 
     async fn prepare(&self) -> Result<RevertRecord, FaultError> {

@@ -127,6 +127,14 @@ impl Live {
             EventKind::StopTripped { condition, detail } => {
                 format!("{t} STOP: {condition} ({detail})")
             }
+            EventKind::AwaitingOperator {
+                message,
+                timeout_ms,
+            } => format!(
+                "{t} CONFIRM: {message} (waiting for an operator; aborts in {})",
+                simian_core::Dur(std::time::Duration::from_millis(*timeout_ms))
+            ),
+            EventKind::Confirmed { by } => format!("{t} confirmed by {by}"),
             EventKind::Aborting { reason } => format!("{t} aborting: {reason}"),
             EventKind::Finished { verdict, exit_code } => {
                 format!("{t} finished: {verdict} (exit {exit_code})")

@@ -52,6 +52,7 @@ fn report(verdict: Verdict) -> RunReport {
             injected_ms: Some(5000),
             reverted_ms: Some(13000),
             revert_error: None,
+            delay: None,
         }],
         baseline: BTreeMap::new(),
         stop: (verdict == Verdict::Aborted).then(|| StopReport {

@@ -76,5 +76,6 @@ pub fn prepared(
         journal,
         header,
         tick,
+        operator: None,
     }
 }
