@@ -207,7 +207,7 @@ fn recover_starts_the_zone_again_after_a_sigkilled_run() {
     let zone = fleet.opted_in["us-east-1a"].clone();
     let journal = aws.dir.path().join("gorilla.jsonl");
     let j = journal.to_str().unwrap();
-    let mut child = aws.spawn("5m", &["--yes", "--journal", j]);
+    let mut child = aws.spawn("5m", &["--yes", "--no-guardian", "--journal", j]);
     assert!(
         eventually(Duration::from_secs(30), || all_in(
             &aws.states(&zone),
@@ -361,7 +361,7 @@ fn recover_removes_the_acl_entries_of_a_sigkilled_split_brain() {
     let journal = aws.dir.path().join("split.jsonl");
     let j = journal.to_str().unwrap();
     let mut child = aws
-        .split_brain("5m", &["--yes", "--journal", j])
+        .split_brain("5m", &["--yes", "--no-guardian", "--journal", j])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -482,7 +482,12 @@ fn recover_restores_the_weights_of_a_sigkilled_evacuation() {
     let journal = aws.dir.path().join("kong.jsonl");
     let j = journal.to_str().unwrap();
     let mut child = aws
-        .kong(&zone, "1s", "5m", &["--yes", "--journal", j])
+        .kong(
+            &zone,
+            "1s",
+            "5m",
+            &["--yes", "--no-guardian", "--journal", j],
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -86,6 +86,7 @@ fn partition_then(signal: nix::sys::signal::Signal, tag: &str) {
     let journal = dir.path().join("p.jsonl");
     let mut child = Command::new(BIN)
         .env("SIMIAN_STATE_DIR", dir.path())
+        .env("SIMIAN_NO_GUARDIAN", "1")
         .arg("run")
         .arg(&f)
         .arg("--journal")

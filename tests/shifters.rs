@@ -46,7 +46,7 @@ fn start(lab: &tempfile::TempDir, file: &std::path::Path, journal: &str) -> Chil
         .current_dir(root())
         .arg("--state-dir")
         .arg(lab.path())
-        .args(["run", "--journal", journal])
+        .args(["run", "--no-guardian", "--journal", journal])
         .arg(file)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -141,6 +141,8 @@ mod netns {
                 .arg("--state-dir")
                 .arg(self.lab.dir.path())
                 .env_remove("SIMIAN_STATE_DIR")
+                // SIGKILL must leave the split for `simian recover` to undo.
+                .env("SIMIAN_NO_GUARDIAN", "1")
                 .args([
                     "run",
                     "scenarios/split-brain.yaml",

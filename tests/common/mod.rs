@@ -245,13 +245,15 @@ pub fn try_http(method: &str, url: &str, body: &str) -> std::io::Result<(u16, St
 }
 
 impl Lab {
-    /// `simian ARGS` in the background, output discarded (for tests that kill it).
+    /// `simian ARGS` in the background, output discarded, with no guardian (for tests
+    /// that SIGKILL it and then show what `simian recover` does).
     pub fn spawn_quiet<I, S>(&self, args: I) -> std::process::Child
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
         self.simian()
+            .env("SIMIAN_NO_GUARDIAN", "1")
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

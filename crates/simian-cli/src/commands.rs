@@ -21,6 +21,8 @@ pub async fn dispatch(cmd: Command, state_dir: PathBuf) -> i32 {
         Command::Plan { file, vars, seed } => plan(&file, &vars, seed, &state_dir).await,
         Command::Run(args) => run(args, &state_dir).await,
         Command::Recover { journal } => recover(&journal).await,
+        Command::Abort { reason, clear } => abort(&reason, clear, &state_dir),
+        Command::Guard(args) => crate::guardian::guard(args).await,
         Command::Continue { run } => crate::operator::continue_run(run.as_deref(), &state_dir),
         Command::Report(args) => report(&args),
         Command::Schedule(args) => simian_schedule::cli::schedule(args, &state_dir).await,
@@ -247,11 +249,21 @@ async fn run_loaded(
         .filter(|f| f.inject.is_cloud())
         .map(|f| f.name.as_str())
         .collect();
-    if !cloud.is_empty() && !args.yes && !loaded.experiment.guards.allow_cloud {
+    // Leashed, nothing is changed: resolving the targets is read-only.
+    if !cloud.is_empty() && !args.yes && !args.leashed && !loaded.experiment.guards.allow_cloud {
         eprintln!(
             "error: {} act on a cloud account; nothing was injected\n  = hint: check `simian plan {}` first, then pass `--yes` (or set `guards.allow_cloud: true`)",
             cloud.join(", "),
             args.file.display()
+        );
+        return exit::NOT_RUN;
+    }
+    let kill_switch = simian_schedule::kill::KillSwitch::new(
+        simian_schedule::kill::KillSwitch::default_file(state_dir),
+    );
+    if let Some(why) = kill_switch.active() {
+        eprintln!(
+            "error: the kill switch is on ({why}): no run starts while it is; nothing was injected\n  = hint: `simian abort --clear` turns it off"
         );
         return exit::NOT_RUN;
     }
@@ -282,6 +294,7 @@ async fn run_loaded(
         lab: lab.cloned(),
         run_proxy_api,
         tick: args.tick.0,
+        leashed: args.leashed,
     };
     let mut notices = crate::notices::Notices::new(
         loaded.experiment.notify.clone(),
@@ -304,8 +317,22 @@ async fn run_loaded(
     };
 
     prepared.operator = Some(operator_rx);
+    let guarded = (!args.no_guardian)
+        .then(|| crate::guardian::Guarded::start(&journal, state_dir, args.heartbeat_timeout));
     let (abort_tx, abort_rx) = watch::channel(None::<String>);
     let journal_shown = journal.clone();
+    let switch = {
+        let abort_tx = abort_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                if let Some(why) = kill_switch.active() {
+                    let _ = abort_tx.send(Some(format!("kill switch ({why})")));
+                    break;
+                }
+            }
+        })
+    };
     let signals = tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut int), Ok(mut term)) = (
@@ -371,6 +398,10 @@ async fn run_loaded(
     let outcome = simian_engine::execute_guarded(prepared, abort_rx, tx).await;
     probes.cancel();
     signals.abort();
+    switch.abort();
+    if let Some(g) = guarded {
+        g.stop().await;
+    }
     let notices = printer.await.ok();
     let report = match outcome {
         simian_engine::Outcome::Finished(r) => r,
@@ -409,6 +440,45 @@ async fn run_loaded(
     }
     print!("{}", simian_report::console::summary(&report));
     report.exit_code
+}
+
+/// `simian abort`: the kill switch on (or off with `--clear`).
+fn abort(reason: &str, clear: bool, state_dir: &Path) -> i32 {
+    let file = simian_schedule::kill::KillSwitch::default_file(state_dir);
+    if clear {
+        return match std::fs::remove_file(&file) {
+            Ok(()) => {
+                println!(
+                    "kill switch off ({} removed): runs may start",
+                    file.display()
+                );
+                exit::HELD
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                println!("kill switch already off (no {})", file.display());
+                exit::HELD
+            }
+            Err(e) => {
+                eprintln!("error: cannot remove {}: {e}", file.display());
+                exit::NOT_RUN
+            }
+        };
+    }
+    let _ = std::fs::create_dir_all(state_dir);
+    let text = format!(
+        "{reason}\nby {} at {}\n",
+        simian_engine::user(),
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    );
+    if let Err(e) = std::fs::write(&file, text) {
+        eprintln!("error: cannot write {}: {e}", file.display());
+        return exit::NOT_RUN;
+    }
+    println!(
+        "kill switch on ({}): running experiments revert and exit 2 within a second; none starts until `simian abort --clear`",
+        file.display()
+    );
+    exit::HELD
 }
 
 fn has_confirm(steps: &[simian_experiment::Step]) -> bool {

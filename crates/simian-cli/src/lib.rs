@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod guardian;
 mod notices;
 mod operator;
 mod plan_view;
@@ -83,6 +84,24 @@ pub enum Command {
         after_help = "Safe to run more than once.\nExample:\n  simian recover /tmp/simian-0/runs/20261122T101500Z-chaos-gorilla-3f2a.jsonl"
     )]
     Recover { journal: PathBuf },
+    /// Turn the kill switch on: every run on this machine (same state dir) reverts at
+    /// once and exits 2, and no new run or scheduled game day starts while it is on.
+    #[command(after_help = concat!(
+        "The switch is the file STATE_DIR/kill-switch (or SIMIAN_KILL_SWITCH set in a run's\n",
+        "environment); `touch` works as well as this command.\n",
+        "Examples:\n  simian abort --reason \"checkout errors, stopping the game day\"\n  simian abort --clear"
+    ))]
+    Abort {
+        /// Why, for the people who see the runs stop.
+        #[arg(long, default_value = "simian abort")]
+        reason: String,
+        /// Turn the switch off again: runs may start.
+        #[arg(long, conflicts_with = "reason")]
+        clear: bool,
+    },
+    /// The dead-man's switch of one run (started by `simian run` itself).
+    #[command(hide = true)]
+    Guard(guardian::GuardArgs),
     /// Answer a run's `confirm` step: the operator's go-ahead for its next step.
     #[command(after_help = concat!(
         "RUN is the run's id (its journal's name in STATE_DIR/runs) or its journal's path;\n",
@@ -198,10 +217,24 @@ pub struct RunArgs {
     /// `confirm` step at once (a run that is not interactive refuses them without it).
     #[arg(long)]
     pub yes: bool,
+    /// Run without the guardian, the detached process that reverts this run's faults
+    /// from the journal if the runner dies or hangs (then only `simian recover` can).
+    #[arg(long, env = "SIMIAN_NO_GUARDIAN")]
+    pub no_guardian: bool,
+    /// The guardian takes a runner silent for this long for dead (hung, or the machine
+    /// suspended): it kills it and reverts.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub heartbeat_timeout: simian_core::Dur,
     /// Answer `confirm` steps only with `simian continue RUN`, for runs without a
     /// terminal (scheduled, under systemd or nohup) that people still watch.
     #[arg(long, conflicts_with = "yes")]
     pub remote_confirm: bool,
+    /// Chaos Monkey's leashed mode: resolve targets, run the probes and judge the
+    /// hypothesis, and log every action (inject, revert, each evacuation step) at the time
+    /// it would be taken, without injecting anything. Nothing is changed, so cloud faults
+    /// need no `--yes`; the journal records no intents, so there is nothing to recover.
+    #[arg(long)]
+    pub leashed: bool,
     /// With --lab: start it with `lab up --netns` (root): regions in network namespaces,
     /// so `split` drops real packets between them.
     #[arg(long, requires = "lab")]

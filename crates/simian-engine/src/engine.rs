@@ -15,7 +15,7 @@ use simian_injectors::{Fault, RevertRecord};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::events::{EventKind, Phase, RunEvent};
+use crate::events::{EventKind, Phase, RunEvent, Would};
 use crate::journal::{Entry, Header, Journal};
 use crate::plan::Planned;
 use crate::report::*;
@@ -33,6 +33,10 @@ pub struct Prepared {
     /// Operators' answers to `confirm` steps (who confirmed). Without it, a `confirm`
     /// step waits out its timeout and aborts.
     pub operator: Option<mpsc::UnboundedReceiver<String>>,
+    /// Leashed mode (Chaos Monkey's): the probes run and the hypothesis is judged, but
+    /// every fault action is only logged ([`EventKind::Leashed`]) at the time it would be
+    /// taken; nothing is prepared, journaled as an intent, applied or reverted.
+    pub leashed: bool,
 }
 
 struct Applied {
@@ -56,6 +60,10 @@ struct Shared {
     /// evacuation's gate reads.
     latest: Mutex<Vec<Option<Judged>>>,
     operator: tokio::sync::Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    leashed: bool,
+    /// Leashed mode's `applied`: the faults an unleashed run would have applied by now,
+    /// newest last, with what undoing each would be.
+    would: Mutex<Vec<(String, Would)>>,
 }
 
 impl Shared {
@@ -111,6 +119,7 @@ pub async fn execute(
         header,
         tick,
         operator,
+        leashed,
     } = p;
     let exp = &loaded.experiment;
     let shared = Arc::new(Shared {
@@ -127,6 +136,8 @@ pub async fn execute(
         seq: Mutex::new(0),
         latest: Mutex::new(vec![None; loaded.hypothesis.len()]),
         operator: tokio::sync::Mutex::new(operator),
+        leashed,
+        would: Mutex::new(Vec::new()),
     });
     {
         let mut fr = shared.faults.lock().unwrap();
@@ -151,6 +162,7 @@ pub async fn execute(
         experiment: exp.name.clone(),
         journal: journal_path.clone(),
         seed: header.seed,
+        leashed,
     });
 
     let deadline = shared.t0 + simian_experiment::max_duration(exp);
@@ -702,7 +714,11 @@ async fn evacuate(
             ev.every
         ),
     });
-    let (_, seq) = begin(s, name, fault).await?;
+    // Leashed: no journal number, since nothing is begun.
+    let seq = match s.leashed {
+        true => None,
+        false => Some(begin(s, name, fault).await?.1),
+    };
     for (i, &share) in shares.iter().enumerate() {
         if i > 0 {
             let latest: Vec<Judged> = s.latest.lock().unwrap().iter().flatten().cloned().collect();
@@ -727,14 +743,25 @@ async fn evacuate(
                 ));
             }
         }
+        let last = i + 1 == shares.len();
+        let wait = if last { ev.hold } else { ev.every };
+        let Some(seq) = seq else {
+            leash(s, name, Would::Shift, Some(share));
+            if i == 0 {
+                s.would
+                    .lock()
+                    .unwrap()
+                    .push((name.to_string(), Would::Restore));
+            }
+            tokio::time::sleep(wait.0).await;
+            continue;
+        };
         ramp.shift(share)
             .await
             .map_err(|e| format!("shifting `{name}` to {} failed: {e}", pct(share)))?;
         if i == 0 {
             mark_applied(s, name, seq);
         }
-        let last = i + 1 == shares.len();
-        let wait = if last { ev.hold } else { ev.every };
         s.emit(EventKind::Shifted {
             fault: name.to_string(),
             share,
@@ -745,6 +772,11 @@ async fn evacuate(
     }
     if ev.back == simian_experiment::Back::Gradual {
         for &share in shares.iter().rev().skip(1) {
+            if s.leashed {
+                leash(s, name, Would::Shift, Some(share));
+                tokio::time::sleep(ev.every.0).await;
+                continue;
+            }
             ramp.shift(share)
                 .await
                 .map_err(|e| format!("shifting `{name}` back to {} failed: {e}", pct(share)))?;
@@ -764,6 +796,14 @@ async fn evacuate(
 }
 
 async fn inject(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(), String> {
+    if s.leashed {
+        leash(s, name, Would::Inject, None);
+        s.would
+            .lock()
+            .unwrap()
+            .push((name.to_string(), Would::Revert));
+        return Ok(());
+    }
     let (record, seq) = begin(s, name, fault).await?;
     let applied = fault.apply(&record).await;
     mark_applied(s, name, seq);
@@ -774,6 +814,31 @@ async fn inject(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(), String>
         targets: plan.targets.clone(),
     });
     applied.map_err(|e| format!("injecting `{name}` failed: {e}"))
+}
+
+/// Leashed mode: logs what would be done to fault `name` now (its plan's action, or how
+/// it reverts, and its targets), and does nothing.
+fn leash(s: &Shared, name: &str, would: Would, share: Option<f64>) {
+    let (action, targets) = s
+        .faults
+        .lock()
+        .unwrap()
+        .get(name)
+        .map(|f| {
+            let action = match would {
+                Would::Inject | Would::Shift => &f.plan.action,
+                Would::Revert | Would::Restore => &f.plan.revert,
+            };
+            (action.clone(), f.plan.targets.clone())
+        })
+        .unwrap_or_default();
+    s.emit(EventKind::Leashed {
+        fault: name.to_string(),
+        would,
+        action,
+        targets,
+        share,
+    });
 }
 
 /// Journals that fault `name` (journal number `seq`) was applied, and when.
@@ -823,6 +888,16 @@ async fn begin(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(RevertRecor
 
 /// Reverts one applied fault by name; true when it is reverted (or was not applied).
 async fn revert_one(s: &Shared, name: &str) -> bool {
+    if s.leashed {
+        let taken = {
+            let mut w = s.would.lock().unwrap();
+            w.iter().rposition(|x| x.0 == name).map(|i| w.remove(i))
+        };
+        if let Some((name, would)) = taken {
+            leash(s, &name, would, None);
+        }
+        return true;
+    }
     let taken = {
         let mut a = s.applied.lock().unwrap();
         a.iter().rposition(|x| x.name == name).map(|i| a.remove(i))
@@ -834,6 +909,11 @@ async fn revert_one(s: &Shared, name: &str) -> bool {
 }
 
 async fn revert_all(s: &Shared) -> bool {
+    loop {
+        let next = s.would.lock().unwrap().pop();
+        let Some((name, would)) = next else { break };
+        leash(s, &name, would, None);
+    }
     let mut ok = true;
     loop {
         let next = s.applied.lock().unwrap().pop();
@@ -903,7 +983,8 @@ async fn finish(
     acc: Acc,
 ) -> RunReport {
     // A run that ends early (not steady, aborted before the method) still reverts anything applied.
-    let verdict = if !s.applied.lock().unwrap().is_empty() && !revert_all(s).await {
+    let pending = !s.applied.lock().unwrap().is_empty() || !s.would.lock().unwrap().is_empty();
+    let verdict = if pending && !revert_all(s).await {
         Verdict::RevertFailed
     } else {
         verdict
@@ -921,6 +1002,7 @@ async fn finish(
         seed: h.seed,
         journal: s.journal.lock().unwrap().path().display().to_string(),
         started_at: h.started_at.clone(),
+        leashed: s.leashed,
         verdict,
         exit_code,
         reason,

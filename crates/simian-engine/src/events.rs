@@ -37,6 +37,10 @@ pub enum EventKind {
         experiment: String,
         journal: String,
         seed: u64,
+        /// A leashed run (`simian run --leashed`): nothing is injected; every action is
+        /// logged, as a [`EventKind::Leashed`] event, at the time it would be taken.
+        #[serde(default)]
+        leashed: bool,
     },
     Phase {
         phase: Phase,
@@ -52,6 +56,17 @@ pub enum EventKind {
     Reverted {
         fault: String,
         actions: Vec<String>,
+    },
+    /// Leashed mode: what an unleashed run would do to `fault` now: `action` on `targets`,
+    /// from its plan (for `revert` and `restore`, the plan's revert). Nothing was changed.
+    Leashed {
+        fault: String,
+        would: Would,
+        action: String,
+        targets: Vec<String>,
+        /// For `shift`: the share of the traffic it would move.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share: Option<f64>,
     },
     RevertFailed {
         fault: String,
@@ -105,4 +120,16 @@ pub enum EventKind {
         verdict: String,
         exit_code: i32,
     },
+}
+
+/// What a leashed run would have done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Would {
+    Inject,
+    Revert,
+    /// An evacuation's step: move `share` of the traffic.
+    Shift,
+    /// An evacuation's end (or abort): restore the original split.
+    Restore,
 }

@@ -314,6 +314,7 @@ mod tests {
             seed: 7,
             journal: p.display().to_string(),
             started_at: "t".into(),
+            leashed: false,
             verdict: Verdict::Held,
             exit_code: 0,
             reason: None,

@@ -11,8 +11,8 @@ pub mod report;
 mod run;
 
 pub use engine::{execute, execute_guarded, Outcome, Prepared};
-pub use events::{EventKind, Phase, RunEvent};
+pub use events::{EventKind, Phase, RunEvent, Would};
 pub use plan::{plan, Planned};
-pub use recover::{recover, Recovered};
+pub use recover::{recover, recover_as, Recovered};
 pub use report::{RunReport, Verdict};
 pub use run::{prepare, run_id, sha256_hex, user, PrepareError, RunOptions};

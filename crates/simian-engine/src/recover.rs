@@ -17,6 +17,11 @@ pub struct Recovered {
 /// Reverts what the journal shows outstanding, newest first. Idempotent:
 /// a second call finds nothing outstanding (and a revert is safe to repeat anyway).
 pub async fn recover(path: &Path) -> Result<Recovered, JournalError> {
+    recover_as(path, "recover").await
+}
+
+/// [`recover`], recording `by` (e.g. `guardian`) as who reverted.
+pub async fn recover_as(path: &Path, by: &str) -> Result<Recovered, JournalError> {
     let read = journal::read(path)?;
     let mut out = Recovered {
         run_id: read.header.run_id.clone(),
@@ -43,7 +48,7 @@ pub async fn recover(path: &Path) -> Result<Recovered, JournalError> {
                     &Entry::Reverted {
                         fault: fault.clone(),
                         seq,
-                        by: "recover".into(),
+                        by: by.into(),
                         actions: r.actions.clone(),
                     },
                     true,

@@ -107,6 +107,10 @@ pub struct RunReport {
     pub seed: u64,
     pub journal: String,
     pub started_at: String,
+    /// A leashed run: nothing was injected or reverted (faults' `injected_ms` and
+    /// `reverted_ms` stay empty); the `leashed` events say what would have been, and when.
+    #[serde(default)]
+    pub leashed: bool,
     pub verdict: Verdict,
     pub exit_code: i32,
     /// Why the run was aborted or not run.

@@ -23,6 +23,9 @@ pub struct RunOptions {
     /// The admin API of the proxies the run started itself (`proxies:`).
     pub run_proxy_api: Option<String>,
     pub tick: Duration,
+    /// Leashed mode: resolve targets and run the probes, but only log each action at the
+    /// time it would be taken; nothing is injected or reverted.
+    pub leashed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,7 @@ pub async fn prepare(
         header,
         tick: opts.tick,
         operator: None,
+        leashed: opts.leashed,
     })
 }
 

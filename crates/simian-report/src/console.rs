@@ -5,12 +5,14 @@ use std::fmt::Write;
 
 use simian_core::Metric;
 use simian_engine::report::Verdict;
-use simian_engine::{EventKind, Phase, RunEvent, RunReport};
+use simian_engine::{EventKind, Phase, RunEvent, RunReport, Would};
 
 /// Turns events into progress lines; samples are shown at most once per `every_ms` per probe.
 pub struct Live {
     every_ms: u64,
     last: BTreeMap<String, u64>,
+    /// A leashed run: the phases say nothing is done.
+    leashed: bool,
 }
 
 impl Live {
@@ -18,6 +20,7 @@ impl Live {
         Live {
             every_ms,
             last: BTreeMap::new(),
+            leashed: false,
         }
     }
 
@@ -28,16 +31,25 @@ impl Live {
                 experiment,
                 journal,
                 seed,
+                leashed,
             } => {
-                format!("{t} running `{experiment}` (seed {seed}); journal {journal}")
+                self.leashed = *leashed;
+                let leash = match leashed {
+                    true => " LEASHED: nothing will be injected, every action only logged;",
+                    false => "",
+                };
+                format!("{t} running `{experiment}` (seed {seed});{leash} journal {journal}")
             }
             EventKind::Phase { phase } => format!(
                 "{t} ── {} ──",
-                match phase {
-                    Phase::Before => "before: measuring steady state (baseline)",
-                    Phase::Method => "method: injecting, hypothesis watched",
-                    Phase::Revert => "revert: undoing every fault",
-                    Phase::After => "after: the system must recover",
+                match (phase, self.leashed) {
+                    (Phase::Before, _) => "before: measuring steady state (baseline)",
+                    (Phase::Method, false) => "method: injecting, hypothesis watched",
+                    (Phase::Method, true) =>
+                        "method (leashed): nothing injected, hypothesis watched",
+                    (Phase::Revert, false) => "revert: undoing every fault",
+                    (Phase::Revert, true) => "revert (leashed): what would be undone",
+                    (Phase::After, _) => "after: the system must recover",
                 }
             ),
             EventKind::Step { step } => format!("{t} step: {step}"),
@@ -54,6 +66,7 @@ impl Live {
             EventKind::RevertFailed { fault, error } => {
                 format!("{t} REVERT FAILED {fault}: {error}")
             }
+            EventKind::Leashed { .. } => format!("{t} LEASHED {}", would(&ev.kind)),
             EventKind::Sample { probe, metrics } => {
                 // Replication probes set gauges: worth a line even when nothing converged.
                 let replication = metrics.queued.is_some();
@@ -144,6 +157,30 @@ impl Live {
     }
 }
 
+/// `would inject zone-down: SIGKILL → lab instance us-east-a-1`, for a `Leashed` event.
+fn would(kind: &EventKind) -> String {
+    let EventKind::Leashed {
+        fault,
+        would,
+        action,
+        targets,
+        share,
+    } = kind
+    else {
+        return String::new();
+    };
+    let on = summarize(targets);
+    match would {
+        Would::Inject => format!("would inject {fault}: {action} → {on}"),
+        Would::Revert => format!("would revert {fault}: {action} → {on}"),
+        Would::Shift => format!(
+            "would shift {fault} to {:.0}% ({action} → {on})",
+            share.unwrap_or_default() * 100.0
+        ),
+        Would::Restore => format!("would restore the original split of {fault} ({on})"),
+    }
+}
+
 fn summarize(items: &[String]) -> String {
     match items.len() {
         0 => "nothing".into(),
@@ -163,8 +200,34 @@ pub fn summary(r: &RunReport) -> String {
         Verdict::RevertFailed => "REVERT FAILED",
     };
     let _ = writeln!(o, "\n{} — {} (exit {})", r.experiment, mark, r.exit_code);
+    if r.leashed {
+        let _ = writeln!(
+            o,
+            "  LEASHED: nothing was injected; the verdict is the probes' alone"
+        );
+    }
     if let Some(reason) = &r.reason {
         let _ = writeln!(o, "  reason: {reason}");
+    }
+    if r.leashed {
+        let _ = writeln!(o, "\n  would-be actions (none taken)");
+        let mut any = false;
+        for e in r
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Leashed { .. }))
+        {
+            any = true;
+            let _ = writeln!(
+                o,
+                "  • {:>7.1}s  {}",
+                e.at_ms as f64 / 1000.0,
+                would(&e.kind)
+            );
+        }
+        if !any {
+            let _ = writeln!(o, "  (none: the method was not reached)");
+        }
     }
     if !r.assertions.is_empty() {
         let _ = writeln!(o, "\n  hypothesis");
@@ -194,6 +257,7 @@ pub fn summary(r: &RunReport) -> String {
             };
             let state = match &f.revert_error {
                 Some(e) => format!("REVERT FAILED: {e}"),
+                None if r.leashed => "not injected (leashed)".to_string(),
                 None => format!(
                     "injected {}, reverted {}",
                     at(f.injected_ms),

@@ -66,8 +66,9 @@ pub fn render(r: &RunReport) -> String {
         o,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{} — {verdict} · simian</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        esc(&r.experiment)
+         <title>{}{} — {verdict} · simian</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        esc(&r.experiment),
+        if r.leashed { " (leashed)" } else { "" }
     );
     header(&mut o, r);
     assertions(&mut o, r);
@@ -136,6 +137,12 @@ fn header(o: &mut String, r: &RunReport) {
         esc(&r.experiment),
         esc(&r.verdict.name().to_uppercase())
     );
+    if r.leashed {
+        let _ = writeln!(
+            o,
+            "<p class=\"reason\">Leashed: nothing was injected; every action was only logged at the time it would have been taken.</p>"
+        );
+    }
     if let Some(reason) = &r.reason {
         let _ = writeln!(o, "<p class=\"reason\">{}</p>", esc(reason));
     }
@@ -1259,6 +1266,7 @@ mod tests {
             seed: 42,
             journal: "/tmp/simian/runs/x.jsonl".into(),
             started_at: "2026-11-22T00:00:00Z".into(),
+            leashed: false,
             verdict: Verdict::Deviated,
             exit_code: 1,
             reason: None,

@@ -62,7 +62,11 @@ pub fn render(r: &RunReport) -> String {
     let _ = writeln!(
         o,
         "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\" timestamp=\"{}\">",
-        esc(&r.experiment),
+        esc(&format!(
+            "{}{}",
+            r.experiment,
+            if r.leashed { " (leashed)" } else { "" }
+        )),
         cases.len(),
         r.duration_ms as f64 / 1000.0,
         esc(&r.started_at)
@@ -76,6 +80,10 @@ pub fn render(r: &RunReport) -> String {
         ("file", r.file.clone()),
     ] {
         let _ = writeln!(o, "      <property name=\"{k}\" value=\"{}\"/>", esc(&v));
+    }
+    if r.leashed {
+        // Nothing was injected: the cases judge the probes alone.
+        let _ = writeln!(o, "      <property name=\"leashed\" value=\"true\"/>");
     }
     let _ = writeln!(o, "    </properties>");
     for (class, name, body) in &cases {

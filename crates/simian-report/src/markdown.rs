@@ -23,6 +23,12 @@ pub fn render(r: &RunReport) -> String {
         r.verdict.name(),
         r.exit_code
     );
+    if r.leashed {
+        let _ = writeln!(
+            o,
+            "> **Leashed**: nothing was injected; every action was only logged at the time it would have been taken.\n"
+        );
+    }
     if let Some(reason) = &r.reason {
         let _ = writeln!(o, "> {}\n", cell(reason));
     }

@@ -25,6 +25,7 @@ fn report(verdict: Verdict) -> RunReport {
         seed: 42,
         journal: "/tmp/simian/runs/x.jsonl".into(),
         started_at: "2026-11-22T00:00:00Z".into(),
+        leashed: false,
         verdict,
         exit_code: verdict.exit_code(),
         reason: (verdict == Verdict::Aborted).then(|| "stop condition `users.success_ratio < 90%` tripped (measured 41.00%, expected < 90.00%)".into()),
@@ -79,4 +80,43 @@ fn junit_for_an_aborted_run_fails_the_stop_case() {
 #[test]
 fn console_summary_shows_each_assertion_and_the_stop() {
     insta::assert_snapshot!(simian_report::console::summary(&report(Verdict::Aborted)));
+}
+
+#[test]
+fn every_report_of_a_leashed_run_says_nothing_was_injected() {
+    use simian_engine::{EventKind, RunEvent, Would};
+    let mut r = report(Verdict::Held);
+    r.leashed = true;
+    r.faults[0].injected_ms = None;
+    r.faults[0].reverted_ms = None;
+    let leashed = |at_ms, would, action: &str| RunEvent {
+        at_ms,
+        kind: EventKind::Leashed {
+            fault: "zone-down".into(),
+            would,
+            action: action.into(),
+            targets: vec!["lab instance us-east-a-1".into()],
+            share: None,
+        },
+    };
+    r.events = vec![
+        leashed(5000, Would::Inject, "SIGKILL"),
+        leashed(13000, Would::Revert, "restart through the lab supervisor"),
+    ];
+    let summary = simian_report::console::summary(&r);
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(
+        lines[2], "  LEASHED: nothing was injected; the verdict is the probes' alone",
+        "{summary}"
+    );
+    for want in [
+        "•     5.0s  would inject zone-down: SIGKILL → lab instance us-east-a-1",
+        "•    13.0s  would revert zone-down: restart through the lab supervisor → lab instance us-east-a-1",
+        "not injected (leashed)",
+    ] {
+        assert!(summary.contains(want), "no `{want}` in:\n{summary}");
+    }
+    assert!(simian_report::junit::render(&r).contains("chaos-gorilla (leashed)"));
+    assert!(simian_report::markdown::render(&r).contains("**Leashed**"));
+    assert!(simian_report::html::render(&r).contains("<title>chaos-gorilla (leashed)"));
 }

@@ -77,5 +77,6 @@ pub fn prepared(
         header,
         tick,
         operator: None,
+        leashed: false,
     }
 }

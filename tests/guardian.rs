@@ -1,0 +1,291 @@
+//! The tool never becomes the outage: a SIGKILLed or hung runner is reverted by its
+//! guardian, and the kill switch (`simian abort`) stops runs and keeps new ones out.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::common::*;
+
+/// A local `sleep` stopped (SIGSTOP) for `hold`, probed by a command that always works.
+fn stop_sleep(dir: &Path, victim: &str, hold: &str) -> PathBuf {
+    let f = dir.join("e.yaml");
+    std::fs::write(
+        &f,
+        format!(
+            r#"version: 1
+name: guarded
+steady_state:
+  probes:
+    ok: {{ command: {{ run: "true", interval: 100ms }} }}
+  hypothesis: [ "ok.success_ratio >= 99%" ]
+  before: 1s
+  window: 1s
+  after: 1s
+method:
+  - inject:
+      name: victim
+      process: {{ target: {{ pattern: '^sleep {victim}$' }}, action: stop }}
+  - wait: {hold}
+guards:
+  max_duration: 10m
+"#
+        ),
+    )
+    .unwrap();
+    f
+}
+
+fn detached_sleep(secs: &str) -> u32 {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep {secs} >/dev/null 2>&1 & echo $!"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn sigkill(pid: u32) {
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+fn simian(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("SIMIAN_STATE_DIR", dir)
+        .env_remove("SIMIAN_NO_GUARDIAN")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Pids of `simian guard` processes watching `journal`.
+fn guardians(journal: &Path) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("guard --journal {}", journal.display())])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn journal_text(j: &Path) -> String {
+    std::fs::read_to_string(j).unwrap_or_default()
+}
+
+#[test]
+fn a_sigkilled_run_is_reverted_by_its_guardian() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = detached_sleep("2999.401");
+    let f = stop_sleep(dir.path(), "2999\\.401", "5m");
+    let journal = dir.path().join("run.jsonl");
+    let mut run = simian(dir.path())
+        .arg("run")
+        .arg(&f)
+        .arg("--journal")
+        .arg(&journal)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stopped = eventually(Duration::from_secs(20), || proc_state(pid) == Some('T'));
+    let watched = !guardians(&journal).is_empty();
+    run.kill().unwrap(); // SIGKILL: the runner itself reverts nothing
+    run.wait().unwrap();
+    let continued = eventually(Duration::from_secs(10), || {
+        proc_state(pid).is_some_and(|s| s != 'T')
+    });
+    let gone = eventually(Duration::from_secs(5), || guardians(&journal).is_empty());
+    sigkill(pid);
+    assert!(stopped, "the fault was never applied");
+    assert!(watched, "no guardian watched the run");
+    assert!(
+        continued,
+        "the guardian did not revert the SIGKILLed run's fault"
+    );
+    assert!(gone, "the guardian outlived its work");
+    let j = journal_text(&journal);
+    assert!(j.contains(r#""by":"guardian""#), "{j}");
+    let log = std::fs::read_to_string(journal.with_extension("guardian.log")).unwrap();
+    assert!(log.contains("died: reverting every fault"), "{log}");
+    // Nothing is left for recover.
+    let rec = simian(dir.path())
+        .arg("recover")
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert_exit(&rec, 0);
+}
+
+#[test]
+fn a_hung_runner_is_killed_and_reverted_after_the_heartbeat_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = detached_sleep("2999.402");
+    let f = stop_sleep(dir.path(), "2999\\.402", "5m");
+    let journal = dir.path().join("run.jsonl");
+    let mut run = simian(dir.path())
+        .args(["run", "--heartbeat-timeout", "2s", "--journal"])
+        .arg(&journal)
+        .arg(&f)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stopped = eventually(Duration::from_secs(20), || proc_state(pid) == Some('T'));
+    // Freeze the runner, as a suspended machine or a deadlock would.
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGSTOP).unwrap();
+    let continued = eventually(Duration::from_secs(15), || {
+        proc_state(pid).is_some_and(|s| s != 'T')
+    });
+    let status = run.wait().unwrap();
+    sigkill(pid);
+    assert!(stopped, "the fault was never applied");
+    assert!(continued, "the guardian did not revert a hung run");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "the hung runner was not killed");
+    let log = std::fs::read_to_string(journal.with_extension("guardian.log")).unwrap();
+    assert!(log.contains("stopped beating"), "{log}");
+}
+
+#[test]
+fn a_run_that_ends_itself_leaves_no_guardian_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = detached_sleep("2999.403");
+    let f = stop_sleep(dir.path(), "2999\\.403", "1s");
+    let journal = dir.path().join("run.jsonl");
+    let out = simian(dir.path())
+        .arg("run")
+        .arg(&f)
+        .arg("--journal")
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let state = proc_state(pid);
+    sigkill(pid);
+    assert_exit(&out, 0);
+    assert!(state.is_some_and(|s| s != 'T'));
+    assert!(
+        guardians(&journal).is_empty(),
+        "a guardian is still running"
+    );
+    assert!(!journal.with_extension("heartbeat").exists());
+    let j = journal_text(&journal);
+    assert!(
+        j.contains(r#""by":"run""#) && !j.contains(r#""by":"guardian""#),
+        "{j}"
+    );
+}
+
+#[test]
+fn simian_abort_reverts_a_running_experiment_and_keeps_new_ones_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = detached_sleep("2999.404");
+    let f = stop_sleep(dir.path(), "2999\\.404", "5m");
+    let run = simian(dir.path())
+        .arg("run")
+        .arg(&f)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stopped = eventually(Duration::from_secs(20), || proc_state(pid) == Some('T'));
+    let on = simian(dir.path())
+        .args(["abort", "--reason", "checkout errors"])
+        .output()
+        .unwrap();
+    let out = run.wait_with_output().unwrap();
+    let state = proc_state(pid);
+    let refused = simian(dir.path()).arg("run").arg(&f).output().unwrap();
+    let off = simian(dir.path())
+        .args(["abort", "--clear"])
+        .output()
+        .unwrap();
+    sigkill(pid);
+    assert!(stopped, "the fault was never applied");
+    assert_exit(&on, 0);
+    assert_exit(&out, 2);
+    assert!(stdout(&out).contains("kill switch"), "{}", stdout(&out));
+    assert!(state.is_some_and(|s| s != 'T'), "still stopped: {state:?}");
+    assert_exit(&refused, 3);
+    assert!(
+        stderr(&refused).contains("the kill switch is on"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_exit(&off, 0);
+    assert!(!dir.path().join("kill-switch").exists());
+}
+
+/// A tiny seeded generator (xorshift64*), so a failing campaign can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+#[test]
+fn runs_sigkilled_at_random_moments_leave_no_residual_fault() {
+    let seed = std::env::var("SIMIAN_CAMPAIGN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_u64);
+    let mut rng = Rng(seed);
+    let lab = Lab::up();
+    let zones = ["us-east-a", "us-east-b", "us-east-c"];
+    // Bounded: a few runs here; `benches/kill-campaign.sh` runs 100.
+    for i in 0..3 {
+        let zone = zones[rng.below(3) as usize];
+        let action = ["stop", "kill"][rng.below(2) as usize];
+        let at = Duration::from_millis(300 + rng.below(5000));
+        let guardian = i < 2;
+        let yaml = gorilla(zone, &["users.success_ratio >= 50%"], &[], "3s").replace(
+            "        target: { lab: { zone",
+            &format!("        action: {action}\n        target: {{ lab: {{ zone"),
+        );
+        let f = lab.experiment(&format!("kill-{i}.yaml"), &yaml);
+        let journal = lab.state_dir().join(format!("kill-{i}.jsonl"));
+        let what = format!(
+            "seed {seed:#x} run {i}: {action} {zone}, SIGKILL at {at:?}, guardian {guardian}"
+        );
+        let mut run = lab.simian();
+        run.env_remove("SIMIAN_NO_GUARDIAN")
+            .arg("run")
+            .arg(&f)
+            .arg("--journal")
+            .arg(&journal)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if !guardian {
+            run.arg("--no-guardian");
+        }
+        let mut run = run.spawn().unwrap();
+        std::thread::sleep(at);
+        let _ = run.kill();
+        run.wait().unwrap();
+        if guardian {
+            assert!(
+                eventually(Duration::from_secs(10), || guardians(&journal).is_empty()),
+                "{what}: the guardian did not finish"
+            );
+        } else if journal.exists() {
+            let out = lab.simian().arg("recover").arg(&journal).output().unwrap();
+            assert_exit(&out, 0);
+        }
+        let clean = eventually(Duration::from_secs(15), || {
+            zones.iter().all(|z| lab.zone_serving(z))
+        });
+        assert!(
+            clean,
+            "{what}: a fault was left behind: {}",
+            journal_text(&journal)
+        );
+    }
+}
