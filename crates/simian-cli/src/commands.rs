@@ -267,6 +267,14 @@ async fn run_loaded(
         );
         return exit::NOT_RUN;
     }
+    if let Some(o) = &loaded.experiment.guards.outage_check {
+        if let Err(why) = outage_check(o).await {
+            eprintln!(
+                "error: the outage check failed: {why}; nothing was injected\n  = hint: the run starts only when `guards.outage_check` passes (is an incident open?)"
+            );
+            return exit::NOT_RUN;
+        }
+    }
     if has_confirm(&loaded.experiment.method)
         && !args.yes
         && !args.remote_confirm
@@ -316,6 +324,27 @@ async fn run_loaded(
         }
     };
 
+    // Nothing is injected in a leashed run: it breaks nothing, so it needs no lock.
+    let _locks = if args.leashed {
+        None
+    } else {
+        let universes = prepared
+            .faults
+            .iter()
+            .map(|p| p.fault.plan().universe.clone())
+            .collect();
+        let name = &prepared.loaded.experiment.name;
+        match crate::locks::take(state_dir, &universes, name, &journal) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: {e}; nothing was injected");
+                probes.cancel();
+                // The run never started: no journal of it is left to confuse `recover`.
+                let _ = std::fs::remove_file(&journal);
+                return exit::NOT_RUN;
+            }
+        }
+    };
     prepared.operator = Some(operator_rx);
     let guarded = (!args.no_guardian)
         .then(|| crate::guardian::Guarded::start(&journal, state_dir, args.heartbeat_timeout));
@@ -440,6 +469,39 @@ async fn run_loaded(
     }
     print!("{}", simian_report::console::summary(&report));
     report.exit_code
+}
+
+/// Chaos Monkey's outage checker: a command that exits 0, or a URL that answers 2xx.
+async fn outage_check(o: &simian_experiment::OutageCheck) -> Result<(), String> {
+    if let Some(url) = &o.url {
+        return simian_notify::check_url(url, o.timeout.0).await;
+    }
+    let Some(run) = &o.run else { return Ok(()) };
+    let child = tokio::process::Command::new("sh")
+        .args(["-c", run])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(o.timeout.0, child).await {
+        Err(_) => Err(format!("`{run}` did not finish within {}", o.timeout)),
+        Ok(Err(e)) => Err(format!("cannot run `{run}`: {e}")),
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said = said.trim();
+            Err(format!(
+                "`{run}` exited {}{}",
+                out.status
+                    .code()
+                    .map_or("by a signal".into(), |c| c.to_string()),
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {said}")
+                }
+            ))
+        }
+    }
 }
 
 /// `simian abort`: the kill switch on (or off with `--clear`).

@@ -3,6 +3,7 @@
 
 mod commands;
 mod guardian;
+mod locks;
 mod notices;
 mod operator;
 mod plan_view;
@@ -219,7 +220,7 @@ pub struct RunArgs {
     pub yes: bool,
     /// Run without the guardian, the detached process that reverts this run's faults
     /// from the journal if the runner dies or hangs (then only `simian recover` can).
-    #[arg(long, env = "SIMIAN_NO_GUARDIAN")]
+    #[arg(long, env = "SIMIAN_NO_GUARDIAN", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_guardian: bool,
     /// The guardian takes a runner silent for this long for dead (hung, or the machine
     /// suspended): it kills it and reverts.

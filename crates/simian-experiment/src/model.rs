@@ -889,4 +889,28 @@ pub struct Guards {
     /// Allow faults on cloud accounts (AWS) without `--yes` on the command line.
     #[serde(default)]
     pub allow_cloud: bool,
+    /// Chaos Monkey's outage checker: must pass before anything else happens (e.g. "no
+    /// incident is open"), or the run is not started (exit 3).
+    #[serde(default)]
+    pub outage_check: Option<OutageCheck>,
+}
+
+/// A check that the system is not already in an outage: a command (exit 0 passes) or
+/// an HTTP GET (a 2xx answer passes).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutageCheck {
+    /// Run with `sh -c`, e.g. `test "$(curl -s https://status.example.com/api/open)" = 0`.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// GET this URL (`http://` only).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Default 10s.
+    #[serde(default = "default_outage_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_outage_timeout() -> Dur {
+    Dur::from_secs(10)
 }

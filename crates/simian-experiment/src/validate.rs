@@ -151,6 +151,22 @@ pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> Checked {
             }
         }
     }
+    if let Some(o) = &e.guards.outage_check {
+        let at = root.key("guards").key("outage_check");
+        match (&o.run, &o.url) {
+            (Some(_), Some(_)) | (None, None) => ctx.at(
+                &at,
+                "an outage check is either `run` (a command) or `url` (a GET)",
+                Some("e.g. `outage_check: { run: \"./no-open-incident.sh\" }`".into()),
+            ),
+            (None, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => ctx.at(
+                &at.key("url"),
+                format!("`{u}` is not an http(s) URL"),
+                Some("e.g. `https://status.example.com/api/healthy`".into()),
+            ),
+            _ => {}
+        }
+    }
     let max = max_duration(e);
     if let Some(d) = e.guards.max_duration {
         if d.0.is_zero() {

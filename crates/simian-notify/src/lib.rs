@@ -1,4 +1,5 @@
-//! Webhook notifications of a run, so a game day is visible where the team talks:
+//! HTTP(S) to the team's tools: the outage check's URL ([`check_url`]), and webhook
+//! notifications of a run, so a game day is visible where the team talks:
 //! one POST when it starts, when it aborts, and with its verdict. Bodies are a Slack
 //! incoming-webhook message or the run's facts as generic JSON.
 //!
@@ -10,4 +11,4 @@ mod body;
 mod send;
 
 pub use body::{body, Notice};
-pub use send::{Notifier, ATTEMPTS, TIMEOUT};
+pub use send::{check_url, Notifier, ATTEMPTS, TIMEOUT};

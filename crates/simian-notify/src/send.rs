@@ -26,17 +26,36 @@ pub struct Notifier {
     client: Option<HttpsClient>,
 }
 
+/// An HTTP(S) client with the system's CA roots.
+fn client() -> HttpsClient {
+    // Without the system's CA roots, https cannot be verified; http still works.
+    let roots = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots();
+    let builder = match roots {
+        Ok(b) => b,
+        Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty_roots()),
+    };
+    let connector = builder.https_or_http().enable_http1().build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// The outage check's URL form: a GET that must answer 2xx within `timeout`.
+pub async fn check_url(url: &str, timeout: Duration) -> Result<(), String> {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(url)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("`{url}` is not a usable URL: {e}"))?;
+    match tokio::time::timeout(timeout, client().request(req)).await {
+        Err(_) => Err(format!("GET {url}: no answer within {timeout:?}")),
+        Ok(Err(e)) => Err(format!("GET {url}: {e}")),
+        Ok(Ok(r)) if r.status().is_success() => Ok(()),
+        Ok(Ok(r)) => Err(format!("GET {url}: status {}", r.status())),
+    }
+}
+
 impl Notifier {
     pub fn new(hooks: Vec<Notify>) -> Notifier {
-        // Without the system's CA roots, https webhooks cannot be verified; http ones still work.
-        let roots = hyper_rustls::HttpsConnectorBuilder::new().with_native_roots();
-        let builder = match roots {
-            Ok(b) => b,
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(empty_roots()),
-        };
-        let connector = builder.https_or_http().enable_http1().build();
-        let client =
-            (!hooks.is_empty()).then(|| Client::builder(TokioExecutor::new()).build(connector));
+        let client = (!hooks.is_empty()).then(client);
         Notifier { hooks, client }
     }
 
