@@ -40,22 +40,6 @@ method:
     f
 }
 
-fn detached_sleep(secs: &str) -> u32 {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("sleep {secs} >/dev/null 2>&1 & echo $!"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-fn kill(pid: u32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-}
-
 fn simian(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.env("SIMIAN_STATE_DIR", dir).stdin(Stdio::null());
@@ -75,8 +59,8 @@ fn awaiting(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_confirm_step_waits_for_simian_continue_then_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.201");
-    let f = game_day(dir.path(), "2999\\.201", "1m", "");
+    let pid = detached_sleep("2999.601");
+    let f = game_day(dir.path(), "2999\\.601", "1m", "");
     let run = simian(dir.path())
         .args(["run", "--remote-confirm"])
         .arg(&f)
@@ -94,7 +78,7 @@ fn a_confirm_step_waits_for_simian_continue_then_goes_on() {
     let answer = simian(dir.path()).arg("continue").output().unwrap();
     let out = run.wait_with_output().unwrap();
     let state = proc_state(pid);
-    kill(pid);
+    sigkill(pid);
     assert!(asked, "the run never asked: {}", stderr(&out));
     assert!(
         stopped_while_asking,
@@ -127,15 +111,15 @@ fn a_confirm_step_waits_for_simian_continue_then_goes_on() {
 #[test]
 fn an_unanswered_confirm_aborts_and_reverts() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.202");
-    let f = game_day(dir.path(), "2999\\.202", "1s", "");
+    let pid = detached_sleep("2999.602");
+    let f = game_day(dir.path(), "2999\\.602", "1s", "");
     let out = simian(dir.path())
         .args(["run", "--remote-confirm"])
         .arg(&f)
         .output()
         .unwrap();
     let state = proc_state(pid);
-    kill(pid);
+    sigkill(pid);
     assert_exit(&out, 2);
     assert!(
         stdout(&out).contains("no operator confirmed `victim stopped; go on?` within 1s"),
@@ -149,8 +133,8 @@ fn an_unanswered_confirm_aborts_and_reverts() {
 #[test]
 fn without_a_terminal_confirm_steps_are_refused_unless_yes() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.203");
-    let f = game_day(dir.path(), "2999\\.203", "1m", "");
+    let pid = detached_sleep("2999.603");
+    let f = game_day(dir.path(), "2999\\.603", "1m", "");
     let refused = simian(dir.path()).arg("run").arg(&f).output().unwrap();
     let untouched = proc_state(pid);
     let yes = simian(dir.path())
@@ -159,7 +143,7 @@ fn without_a_terminal_confirm_steps_are_refused_unless_yes() {
         .output()
         .unwrap();
     let state = proc_state(pid);
-    kill(pid);
+    sigkill(pid);
     assert_exit(&refused, 3);
     assert!(
         stderr(&refused).contains("not interactive"),
@@ -218,19 +202,19 @@ impl Hook {
 fn webhooks_hear_the_start_the_abort_and_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let hook = Hook::start();
-    let pid = detached_sleep("2999.204");
+    let pid = detached_sleep("2999.604");
     let notify = format!(
         "notify:\n  - {{ url: \"{}/slack\", format: slack }}\n  - {{ url: \"{}/verdict-only\", on: [verdict] }}\n",
         hook.url, hook.url
     );
-    let f = game_day(dir.path(), "2999\\.204", "1s", &notify);
+    let f = game_day(dir.path(), "2999\\.604", "1s", &notify);
     let out = simian(dir.path())
         .args(["run", "--remote-confirm", "--notify"])
         .arg(format!("{}/generic", hook.url))
         .arg(&f)
         .output()
         .unwrap();
-    kill(pid);
+    sigkill(pid);
     assert_exit(&out, 2);
 
     let generic = hook.seen("/generic");
@@ -285,15 +269,15 @@ fn a_dead_webhook_costs_a_warning_not_the_verdict() {
         .local_addr()
         .unwrap()
         .port();
-    let pid = detached_sleep("2999.205");
-    let f = game_day(dir.path(), "2999\\.205", "1m", "");
+    let pid = detached_sleep("2999.605");
+    let f = game_day(dir.path(), "2999\\.605", "1m", "");
     let out = simian(dir.path())
         .args(["run", "--yes", "--notify"])
         .arg(format!("http://127.0.0.1:{port}/gone"))
         .arg(&f)
         .output()
         .unwrap();
-    kill(pid);
+    sigkill(pid);
     assert_exit(&out, 0);
     assert!(
         stderr(&out).contains("warning: cannot notify http://127.0.0.1"),
@@ -307,8 +291,8 @@ fn enter_in_the_run_s_terminal_confirms() {
     // `script` (util-linux) gives the run a real pseudo-terminal; what we write to its
     // input is typed there.
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.206");
-    let f = game_day(dir.path(), "2999\\.206", "1m", "");
+    let pid = detached_sleep("2999.606");
+    let f = game_day(dir.path(), "2999\\.606", "1m", "");
     let mut run = Command::new("script")
         .args(["-qec", &format!("{BIN} run {}", f.display()), "/dev/null"])
         .env("SIMIAN_STATE_DIR", dir.path())
@@ -321,7 +305,7 @@ fn enter_in_the_run_s_terminal_confirms() {
     run.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
     let out = run.wait_with_output().unwrap();
     let state = proc_state(pid);
-    kill(pid);
+    sigkill(pid);
     let shown = format!("{}{}", stdout(&out), stderr(&out));
     assert!(asked, "the run never asked: {shown}");
     assert!(shown.contains("press Enter here"), "{shown}");

@@ -39,19 +39,6 @@ guards:
     f
 }
 
-fn detached_sleep(secs: &str) -> u32 {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("sleep {secs} >/dev/null 2>&1 & echo $!"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-fn sigkill(pid: u32) {
-    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-}
-
 fn simian(dir: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.env("SIMIAN_STATE_DIR", dir)
@@ -79,8 +66,8 @@ fn journal_text(j: &Path) -> String {
 #[test]
 fn a_sigkilled_run_is_reverted_by_its_guardian() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.401");
-    let f = stop_sleep(dir.path(), "2999\\.401", "5m");
+    let pid = detached_sleep("2999.701");
+    let f = stop_sleep(dir.path(), "2999\\.701", "5m");
     let journal = dir.path().join("run.jsonl");
     let mut run = simian(dir.path())
         .arg("run")
@@ -123,8 +110,8 @@ fn a_sigkilled_run_is_reverted_by_its_guardian() {
 #[test]
 fn a_hung_runner_is_killed_and_reverted_after_the_heartbeat_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.402");
-    let f = stop_sleep(dir.path(), "2999\\.402", "5m");
+    let pid = detached_sleep("2999.702");
+    let f = stop_sleep(dir.path(), "2999\\.702", "5m");
     let journal = dir.path().join("run.jsonl");
     let mut run = simian(dir.path())
         .args(["run", "--heartbeat-timeout", "2s", "--journal"])
@@ -153,8 +140,8 @@ fn a_hung_runner_is_killed_and_reverted_after_the_heartbeat_timeout() {
 #[test]
 fn a_run_that_ends_itself_leaves_no_guardian_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.403");
-    let f = stop_sleep(dir.path(), "2999\\.403", "1s");
+    let pid = detached_sleep("2999.703");
+    let f = stop_sleep(dir.path(), "2999\\.703", "1s");
     let journal = dir.path().join("run.jsonl");
     let out = simian(dir.path())
         .arg("run")
@@ -182,8 +169,8 @@ fn a_run_that_ends_itself_leaves_no_guardian_behind() {
 #[test]
 fn simian_abort_reverts_a_running_experiment_and_keeps_new_ones_out() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.404");
-    let f = stop_sleep(dir.path(), "2999\\.404", "5m");
+    let pid = detached_sleep("2999.704");
+    let f = stop_sleep(dir.path(), "2999\\.704", "5m");
     let run = simian(dir.path())
         .arg("run")
         .arg(&f)
@@ -382,9 +369,9 @@ fn two_runs_never_break_the_same_lab_at_once() {
 #[test]
 fn an_outage_check_that_fails_keeps_the_run_from_starting() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.405");
+    let pid = detached_sleep("2999.705");
     let incident = dir.path().join("incident-open");
-    let yaml = std::fs::read_to_string(stop_sleep(dir.path(), "2999\\.405", "1s"))
+    let yaml = std::fs::read_to_string(stop_sleep(dir.path(), "2999\\.705", "1s"))
         .unwrap()
         .replace(
             "guards:\n",

@@ -47,21 +47,7 @@ fn would(report: &serde_json::Value) -> Vec<(u64, String, String)> {
 #[test]
 fn a_leashed_run_logs_what_it_would_do_and_never_stops_the_process() {
     let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("pid");
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "sleep 2999.404 >/dev/null 2>&1 & echo $! > {}",
-            pidfile.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = detached_sleep("2999.404");
     let f = dir.path().join("e.yaml");
     std::fs::write(&f, EXPERIMENT).unwrap();
     let (json, journal) = (dir.path().join("out.json"), dir.path().join("j.jsonl"));
@@ -86,10 +72,7 @@ fn a_leashed_run_logs_what_it_would_do_and_never_stops_the_process() {
     });
     let out = crate::run::wait_with_timeout(&mut child, Duration::from_secs(5));
     let after = proc_state(pid);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    sigkill(pid);
     let (so, se) = (stdout(&out), stderr(&out));
     assert!(ended, "the run did not end");
     assert_eq!(out.status.code(), Some(0), "{so}{se}");

@@ -352,3 +352,22 @@ pub fn read_request(c: &mut std::net::TcpStream) -> (String, String) {
         }
     }
 }
+
+/// A `sleep SECS` in the background, detached so it is nobody's child here: a local
+/// victim for `process` faults. Give each test its own number (`2999.NNN`), since faults
+/// match by pattern.
+pub fn detached_sleep(secs: &str) -> u32 {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep {secs} >/dev/null 2>&1 & echo $!"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+pub fn sigkill(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
