@@ -94,14 +94,69 @@ async fn serve(stream: TcpStream, ctx: Ctx, client: Upstream) {
         let (ctx, client, handle) = (ctx.clone(), client.clone(), handle.clone());
         async move { handle_request(req, ctx, client, handle).await }
     });
-    // The timer enables hyper's 30 s limit on reading a request's head.
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service);
+    let conn = conn_builder().serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         _ = token.cancelled() => {}
         _ = conn => {}
     }
+}
+
+/// The HTTP/1.1 server's settings, shared with the fuzz target.
+fn conn_builder() -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    // The timer enables hyper's 30 s limit on reading a request's head.
+    b.timer(hyper_util::rt::TokioTimer::new());
+    b
+}
+
+/// For fuzzing only (`crates/simian-fuzz`): serves `input` as one client connection's
+/// bytes, in memory, with the proxy's HTTP/1.1 server settings and its rewriting of each
+/// request for the upstream ([`forward`]); each request's body is read to its end and
+/// answered 200 (no upstream, no toxics). Returns the bytes the client got back.
+#[doc(hidden)]
+pub fn fuzz_http1(input: &[u8]) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    thread_local! {
+        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+    }
+    let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+        let status = match forward(req, "127.0.0.1:8080") {
+            Ok(up) => match up.into_body().collect().await {
+                Ok(_) => StatusCode::OK,
+                Err(_) => StatusCode::BAD_REQUEST,
+            },
+            Err(_) => StatusCode::BAD_REQUEST,
+        };
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"ok\n")));
+        *resp.status_mut() = status;
+        Ok::<_, std::convert::Infallible>(resp)
+    });
+    RT.with(|rt| {
+        rt.block_on(async {
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            // The input ends with the client's FIN; half-close support lets hyper still
+            // answer every request pipelined before it, as a client that waits would see.
+            let conn = conn_builder()
+                .half_close(true)
+                .serve_connection(TokioIo::new(server), service);
+            let (mut rd, mut wr) = tokio::io::split(client);
+            let write = async {
+                let _ = wr.write_all(input).await;
+                let _ = wr.shutdown().await;
+            };
+            // Read the answers as they come, so a full pipe never stalls the server.
+            let read = async {
+                let mut answers = Vec::new();
+                let _ = rd.read_to_end(&mut answers).await;
+                answers
+            };
+            tokio::join!(conn, write, read).2
+        })
+    })
 }
 
 /// What one toxic did to a request.
@@ -513,5 +568,18 @@ mod tests {
         let (_s, addr) = proxied(dead, Mode::Http).await;
         let r = call(addr, "GET", "/", "").await;
         assert_eq!(r.status, 502, "{}", r.body);
+    }
+
+    #[test]
+    fn the_fuzz_entry_point_answers_pipelined_and_chunked_requests() {
+        let got = super::fuzz_http1(
+            b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n\
+              GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let got = String::from_utf8_lossy(&got);
+        assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2, "{got}");
+        let bad = super::fuzz_http1(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n");
+        assert!(String::from_utf8_lossy(&bad).starts_with("HTTP/1.1 400"));
     }
 }

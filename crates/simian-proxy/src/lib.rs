@@ -28,6 +28,12 @@ pub use error::{ApiError, ProxyError};
 pub use http::DELAY_HEADER;
 pub use server::Server;
 
+/// Entry points for the fuzz targets in `crates/simian-fuzz`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::http::fuzz_http1 as http1;
+}
+
 /// How a proxy treats its bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
