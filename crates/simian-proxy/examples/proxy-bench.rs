@@ -5,6 +5,11 @@
 //! - with a constant 5 ms latency toxic, the error of each individual delay
 //!   (round trip − the no-toxic proxy median − 5 ms).
 //!
+//! `proxy-bench exact API REQUESTS PID` pushes REQUESTS request/response exchanges
+//! (64 B to 32 KB, many per connection) through the proxy while toxics that must not
+//! change a byte (latency, jitter, a distribution, slicer) come and go every 100 ms, and
+//! checks every echo byte for byte, with descriptors and RSS over time.
+//!
 //! `proxy-bench soak API SECS` instead opens and closes connections for SECS seconds while
 //! toxics change, and reports the proxy's descriptors and RSS over time (benches/proxy-soak.sh).
 //!
@@ -19,13 +24,18 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("overhead") => overhead(args[2].parse().expect("API address"), args.get(3)),
+        Some("exact") => exact(
+            args[2].parse().expect("API address"),
+            args[3].parse().expect("requests"),
+            args[4].parse().expect("pid"),
+        ),
         Some("soak") => soak(
             args[2].parse().expect("API address"),
             args[3].parse().expect("seconds"),
             args[4].parse().expect("pid"),
         ),
         _ => {
-            eprintln!("usage: proxy-bench overhead API_ADDR [GiB per run] | proxy-bench soak API_ADDR SECS PROXY_PID");
+            eprintln!("usage: proxy-bench overhead API_ADDR [GiB per run] | proxy-bench soak API_ADDR SECS PROXY_PID | proxy-bench exact API_ADDR REQUESTS PROXY_PID");
             std::process::exit(2);
         }
     }
@@ -341,4 +351,127 @@ fn soak(api_addr: SocketAddr, secs: u64, pid: u32) {
         rss_kib(pid)
     );
     api(api_addr, "DELETE", "/proxies/bench-soak", "");
+}
+
+/// Sizes of the exchanges, in turn: mostly small, some large (mean about 7.5 KB).
+const SIZES: [usize; 8] = [64, 1_000, 4_000, 16_000, 32_000, 100, 2_000, 8_000];
+/// Exchanges per connection before it is closed and a new one opened.
+const PER_CONNECTION: u64 = 32;
+
+/// Deterministic bytes for exchange `i` of worker `w`.
+fn payload(w: u64, i: u64, len: usize, out: &mut Vec<u8>) {
+    out.clear();
+    let mut x = (w << 40) ^ i ^ 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push(x as u8);
+    }
+}
+
+fn exact(api_addr: SocketAddr, requests: u64, pid: u32) {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let echo_addr = spawn_server(echo);
+    let listen = proxy(api_addr, "bench-exact", echo_addr);
+    let done = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let wrong = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..16u64)
+        .map(|w| {
+            let (done, bytes, wrong, failed) =
+                (done.clone(), bytes.clone(), wrong.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let (mut sent, mut back) = (Vec::new(), Vec::new());
+                let mut i = 0u64;
+                while done.load(Relaxed) < requests {
+                    let Ok(mut c) = TcpStream::connect(listen) else {
+                        failed.fetch_add(1, Relaxed);
+                        continue;
+                    };
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+                    for _ in 0..PER_CONNECTION {
+                        let len = SIZES[(i % SIZES.len() as u64) as usize];
+                        payload(w, i, len, &mut sent);
+                        back.resize(len, 0);
+                        i += 1;
+                        if c.write_all(&sent).is_err() || c.read_exact(&mut back).is_err() {
+                            failed.fetch_add(1, Relaxed);
+                            break;
+                        }
+                        if back != sent {
+                            wrong.fetch_add(1, Relaxed);
+                        }
+                        bytes.fetch_add(2 * len as u64, Relaxed);
+                        if done.fetch_add(1, Relaxed) + 1 >= requests {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Only toxics that delay or split: anything else would rightly change the bytes.
+    let toxics = [
+        r#"{"name": "t", "type": "latency", "attributes": {"latency": 1, "jitter": 1}}"#,
+        r#"{"name": "t", "type": "slicer", "attributes": {"average_size": 512, "size_variation": 256, "delay": 0}}"#,
+        r#"{"name": "t", "type": "latency", "toxicity": 0.5, "attributes": {"distribution": {"exponential": {"mean": "500us"}}}}"#,
+    ];
+    let t0 = Instant::now();
+    let (fds0, rss0) = (fds(pid), rss_kib(pid));
+    println!(
+        "{:>6} {:>10} {:>8} {:>6} {:>6} {:>10}",
+        "secs", "requests", "GiB", "wrong", "fds", "rss_kib"
+    );
+    let mut i = 0;
+    let mut next = Duration::ZERO;
+    let (mut fds_max, mut rss_max) = (fds0, rss0);
+    while done.load(Relaxed) < requests {
+        api(
+            api_addr,
+            "POST",
+            "/proxies/bench-exact/toxics",
+            toxics[i % toxics.len()],
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        api(api_addr, "DELETE", "/proxies/bench-exact/toxics/t", "");
+        std::thread::sleep(Duration::from_millis(100));
+        i += 1;
+        let (f, r) = (fds(pid), rss_kib(pid));
+        fds_max = fds_max.max(f);
+        rss_max = rss_max.max(r);
+        if t0.elapsed() >= next {
+            println!(
+                "{:>6} {:>10} {:>8.2} {:>6} {:>6} {:>10}",
+                t0.elapsed().as_secs(),
+                done.load(Relaxed),
+                bytes.load(Relaxed) as f64 / (1u64 << 30) as f64,
+                wrong.load(Relaxed),
+                f,
+                r
+            );
+            next += Duration::from_secs(10);
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{} requests, {:.2} GiB through the proxy (both ways) in {secs:.0}s, {} toxic switches; {} not byte-exact, {} failed exchanges",
+        done.load(Relaxed),
+        bytes.load(Relaxed) as f64 / (1u64 << 30) as f64,
+        2 * i,
+        wrong.load(Relaxed),
+        failed.load(Relaxed)
+    );
+    println!(
+        "proxy fds {fds0} at the start, {fds_max} at most, {} after; RSS {rss0} KiB at the start, {rss_max} KiB at most, {} KiB after",
+        fds(pid),
+        rss_kib(pid)
+    );
+    api(api_addr, "DELETE", "/proxies/bench-exact", "");
 }
