@@ -49,7 +49,8 @@ URL=
 TARGET_DESC=
 if timeout 60 "$BIN" --state-dir "$TMP" lab up --regions 1 --zones 1 --instances 1 >"$TMP/lab-up.log" 2>&1; then
     LAB_UP=1
-    pick='first(.. | objects | select(has("url") and has("port")) | .url) // empty'
+    # An instance (it has a zone), not the store or a proxy that come first in the state.
+    pick='first(.. | objects | select(has("url") and has("zone") and has("pid")) | .url) // empty'
     if [[ -f $TMP/lab/state.json ]]; then
         URL=$(jq -r "$pick" "$TMP/lab/state.json")
     fi
