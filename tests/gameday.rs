@@ -12,38 +12,10 @@ use crate::common::*;
 
 /// A game day on a local `sleep` (stopped, then continued) with one `confirm` step.
 fn game_day(dir: &Path, victim: &str, timeout: &str, notify: &str) -> PathBuf {
-    let f = dir.join("gameday.yaml");
-    std::fs::write(
-        &f,
-        format!(
-            r#"version: 1
-name: gameday
-steady_state:
-  probes:
-    ok: {{ command: {{ run: "true", interval: 100ms }} }}
-  hypothesis: [ "ok.success_ratio >= 99%" ]
-  before: 1s
-  window: 1s
-  after: 1s
-method:
-  - inject:
-      name: victim
-      process: {{ target: {{ pattern: '^sleep {victim}$' }}, action: stop }}
-  - confirm: {{ message: "victim stopped; go on?", timeout: {timeout} }}
-  - wait: 1s
-{notify}guards:
-  max_duration: 2m
-"#
-        ),
-    )
-    .unwrap();
-    f
-}
-
-fn simian(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("SIMIAN_STATE_DIR", dir).stdin(Stdio::null());
-    c
+    let then = format!(
+        "  - confirm: {{ message: \"victim stopped; go on?\", timeout: {timeout} }}\n  - wait: 1s\n"
+    );
+    stop_sleep(dir, "gameday", victim, &then, notify)
 }
 
 fn awaiting(dir: &Path) -> Vec<PathBuf> {
@@ -61,7 +33,7 @@ fn a_confirm_step_waits_for_simian_continue_then_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.601");
     let f = game_day(dir.path(), "2999\\.601", "1m", "");
-    let run = simian(dir.path())
+    let run = simian_in(dir.path())
         .args(["run", "--remote-confirm"])
         .arg(&f)
         .stdout(Stdio::piped())
@@ -71,11 +43,11 @@ fn a_confirm_step_waits_for_simian_continue_then_goes_on() {
     let asked = eventually(Duration::from_secs(20), || !awaiting(dir.path()).is_empty());
     let stopped_while_asking = proc_state(pid) == Some('T');
     // Nothing to confirm under another name.
-    let wrong = simian(dir.path())
+    let wrong = simian_in(dir.path())
         .args(["continue", "no-such-run"])
         .output()
         .unwrap();
-    let answer = simian(dir.path()).arg("continue").output().unwrap();
+    let answer = simian_in(dir.path()).arg("continue").output().unwrap();
     let out = run.wait_with_output().unwrap();
     let state = proc_state(pid);
     sigkill(pid);
@@ -113,7 +85,7 @@ fn an_unanswered_confirm_aborts_and_reverts() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.602");
     let f = game_day(dir.path(), "2999\\.602", "1s", "");
-    let out = simian(dir.path())
+    let out = simian_in(dir.path())
         .args(["run", "--remote-confirm"])
         .arg(&f)
         .output()
@@ -135,9 +107,9 @@ fn without_a_terminal_confirm_steps_are_refused_unless_yes() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.603");
     let f = game_day(dir.path(), "2999\\.603", "1m", "");
-    let refused = simian(dir.path()).arg("run").arg(&f).output().unwrap();
+    let refused = simian_in(dir.path()).arg("run").arg(&f).output().unwrap();
     let untouched = proc_state(pid);
-    let yes = simian(dir.path())
+    let yes = simian_in(dir.path())
         .args(["run", "--yes"])
         .arg(&f)
         .output()
@@ -208,7 +180,7 @@ fn webhooks_hear_the_start_the_abort_and_the_verdict() {
         hook.url, hook.url
     );
     let f = game_day(dir.path(), "2999\\.604", "1s", &notify);
-    let out = simian(dir.path())
+    let out = simian_in(dir.path())
         .args(["run", "--remote-confirm", "--notify"])
         .arg(format!("{}/generic", hook.url))
         .arg(&f)
@@ -262,6 +234,31 @@ fn webhooks_hear_the_start_the_abort_and_the_verdict() {
 }
 
 #[test]
+fn a_notify_flag_that_is_no_url_is_refused_before_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = detached_sleep("2999.607");
+    let f = game_day(dir.path(), "2999\\.607", "1m", "");
+    let out = simian_in(dir.path())
+        .args(["run", "--yes", "--notify", "hooks.slack.com/x"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let state = proc_state(pid);
+    sigkill(pid);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("is not an http(s) URL"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(state.is_some_and(|s| s != 'T'), "refused, yet injected");
+    assert!(
+        !dir.path().join("runs").exists(),
+        "a refused run left a journal"
+    );
+}
+
+#[test]
 fn a_dead_webhook_costs_a_warning_not_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0")
@@ -271,7 +268,7 @@ fn a_dead_webhook_costs_a_warning_not_the_verdict() {
         .port();
     let pid = detached_sleep("2999.605");
     let f = game_day(dir.path(), "2999\\.605", "1m", "");
-    let out = simian(dir.path())
+    let out = simian_in(dir.path())
         .args(["run", "--yes", "--notify"])
         .arg(format!("http://127.0.0.1:{port}/gone"))
         .arg(&f)

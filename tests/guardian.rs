@@ -10,41 +10,9 @@ use nix::unistd::Pid;
 
 use crate::common::*;
 
-/// A local `sleep` stopped (SIGSTOP) for `hold`, probed by a command that always works.
-fn stop_sleep(dir: &Path, victim: &str, hold: &str) -> PathBuf {
-    let f = dir.join("e.yaml");
-    std::fs::write(
-        &f,
-        format!(
-            r#"version: 1
-name: guarded
-steady_state:
-  probes:
-    ok: {{ command: {{ run: "true", interval: 100ms }} }}
-  hypothesis: [ "ok.success_ratio >= 99%" ]
-  before: 1s
-  window: 1s
-  after: 1s
-method:
-  - inject:
-      name: victim
-      process: {{ target: {{ pattern: '^sleep {victim}$' }}, action: stop }}
-  - wait: {hold}
-guards:
-  max_duration: 10m
-"#
-        ),
-    )
-    .unwrap();
-    f
-}
-
-fn simian(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("SIMIAN_STATE_DIR", dir)
-        .env_remove("SIMIAN_NO_GUARDIAN")
-        .stdin(Stdio::null());
-    c
+/// A local `sleep` stopped (SIGSTOP) for `hold`.
+fn stop_for(dir: &Path, victim: &str, hold: &str) -> PathBuf {
+    stop_sleep(dir, "guarded", victim, &format!("  - wait: {hold}\n"), "")
 }
 
 /// Pids of `simian guard` processes watching `journal`.
@@ -67,9 +35,9 @@ fn journal_text(j: &Path) -> String {
 fn a_sigkilled_run_is_reverted_by_its_guardian() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.701");
-    let f = stop_sleep(dir.path(), "2999\\.701", "5m");
+    let f = stop_for(dir.path(), "2999\\.701", "5m");
     let journal = dir.path().join("run.jsonl");
-    let mut run = simian(dir.path())
+    let mut run = simian_in(dir.path())
         .arg("run")
         .arg(&f)
         .arg("--journal")
@@ -99,7 +67,7 @@ fn a_sigkilled_run_is_reverted_by_its_guardian() {
     let log = std::fs::read_to_string(journal.with_extension("guardian.log")).unwrap();
     assert!(log.contains("died: reverting every fault"), "{log}");
     // Nothing is left for recover.
-    let rec = simian(dir.path())
+    let rec = simian_in(dir.path())
         .arg("recover")
         .arg(&journal)
         .output()
@@ -111,9 +79,9 @@ fn a_sigkilled_run_is_reverted_by_its_guardian() {
 fn a_hung_runner_is_killed_and_reverted_after_the_heartbeat_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.702");
-    let f = stop_sleep(dir.path(), "2999\\.702", "5m");
+    let f = stop_for(dir.path(), "2999\\.702", "5m");
     let journal = dir.path().join("run.jsonl");
-    let mut run = simian(dir.path())
+    let mut run = simian_in(dir.path())
         .args(["run", "--heartbeat-timeout", "2s", "--journal"])
         .arg(&journal)
         .arg(&f)
@@ -141,9 +109,9 @@ fn a_hung_runner_is_killed_and_reverted_after_the_heartbeat_timeout() {
 fn a_run_that_ends_itself_leaves_no_guardian_behind() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.703");
-    let f = stop_sleep(dir.path(), "2999\\.703", "1s");
+    let f = stop_for(dir.path(), "2999\\.703", "1s");
     let journal = dir.path().join("run.jsonl");
-    let out = simian(dir.path())
+    let out = simian_in(dir.path())
         .arg("run")
         .arg(&f)
         .arg("--journal")
@@ -170,8 +138,8 @@ fn a_run_that_ends_itself_leaves_no_guardian_behind() {
 fn simian_abort_reverts_a_running_experiment_and_keeps_new_ones_out() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.704");
-    let f = stop_sleep(dir.path(), "2999\\.704", "5m");
-    let run = simian(dir.path())
+    let f = stop_for(dir.path(), "2999\\.704", "5m");
+    let run = simian_in(dir.path())
         .arg("run")
         .arg(&f)
         .stdout(Stdio::piped())
@@ -179,14 +147,14 @@ fn simian_abort_reverts_a_running_experiment_and_keeps_new_ones_out() {
         .spawn()
         .unwrap();
     let stopped = eventually(Duration::from_secs(20), || proc_state(pid) == Some('T'));
-    let on = simian(dir.path())
+    let on = simian_in(dir.path())
         .args(["abort", "--reason", "checkout errors"])
         .output()
         .unwrap();
     let out = run.wait_with_output().unwrap();
     let state = proc_state(pid);
-    let refused = simian(dir.path()).arg("run").arg(&f).output().unwrap();
-    let off = simian(dir.path())
+    let refused = simian_in(dir.path()).arg("run").arg(&f).output().unwrap();
+    let off = simian_in(dir.path())
         .args(["abort", "--clear"])
         .output()
         .unwrap();
@@ -371,7 +339,7 @@ fn an_outage_check_that_fails_keeps_the_run_from_starting() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.705");
     let incident = dir.path().join("incident-open");
-    let yaml = std::fs::read_to_string(stop_sleep(dir.path(), "2999\\.705", "1s"))
+    let yaml = std::fs::read_to_string(stop_for(dir.path(), "2999\\.705", "1s"))
         .unwrap()
         .replace(
             "guards:\n",
@@ -383,11 +351,11 @@ fn an_outage_check_that_fails_keeps_the_run_from_starting() {
     let f = dir.path().join("checked.yaml");
     std::fs::write(&f, yaml).unwrap();
     std::fs::write(&incident, "").unwrap();
-    let refused = simian(dir.path()).arg("run").arg(&f).output().unwrap();
+    let refused = simian_in(dir.path()).arg("run").arg(&f).output().unwrap();
     let untouched = proc_state(pid);
     let journaled = dir.path().join("runs").exists();
     std::fs::remove_file(&incident).unwrap();
-    let ran = simian(dir.path()).arg("run").arg(&f).output().unwrap();
+    let ran = simian_in(dir.path()).arg("run").arg(&f).output().unwrap();
     sigkill(pid);
     assert_exit(&refused, 3);
     assert!(

@@ -371,3 +371,42 @@ pub fn sigkill(pid: u32) {
         nix::sys::signal::Signal::SIGKILL,
     );
 }
+
+/// A run's `simian` in state dir `dir`, with no terminal and the guardian left on.
+pub fn simian_in(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("SIMIAN_STATE_DIR", dir)
+        .env_remove("SIMIAN_NO_GUARDIAN")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// An experiment `NAME.yaml` in `dir` that SIGSTOPs the local `sleep VICTIM` (a regex,
+/// e.g. `2999\\.601`), probed by a command that always works; `then` holds the method's
+/// steps after the inject, `extra` more top-level YAML (before `guards:`).
+pub fn stop_sleep(dir: &Path, name: &str, victim: &str, then: &str, extra: &str) -> PathBuf {
+    let f = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &f,
+        format!(
+            r#"version: 1
+name: {name}
+steady_state:
+  probes:
+    ok: {{ command: {{ run: "true", interval: 100ms }} }}
+  hypothesis: [ "ok.success_ratio >= 99%" ]
+  before: 1s
+  window: 1s
+  after: 1s
+method:
+  - inject:
+      name: victim
+      process: {{ target: {{ pattern: '^sleep {victim}$' }}, action: stop }}
+{then}{extra}guards:
+  max_duration: 10m
+"#
+        ),
+    )
+    .unwrap();
+    f
+}

@@ -258,6 +258,16 @@ async fn run_loaded(
         );
         return exit::NOT_RUN;
     }
+    if let Some(bad) = args
+        .notify
+        .iter()
+        .find(|u| !simian_experiment::is_http_url(u))
+    {
+        eprintln!(
+            "error: --notify `{bad}` is not an http(s) URL; nothing was injected\n  = hint: e.g. `--notify https://hooks.slack.com/services/T000/B000/XXXX`"
+        );
+        return exit::NOT_RUN;
+    }
     let kill_switch = simian_schedule::kill::KillSwitch::new(
         simian_schedule::kill::KillSwitch::default_file(state_dir),
     );

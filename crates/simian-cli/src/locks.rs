@@ -50,10 +50,7 @@ pub fn take(
     for universe in universes {
         let path = dir.join(format!("{}.lock", slug(universe)));
         let me = Holder {
-            run_id: journal
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            run_id: crate::operator::run_name(journal),
             experiment: experiment.to_string(),
             pid: std::process::id(),
             host: host.clone(),

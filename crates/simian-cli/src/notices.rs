@@ -27,10 +27,7 @@ impl Notices {
             on: vec![Moment::Start, Moment::Abort, Moment::Verdict],
             headers: Default::default(),
         }));
-        let run_id = journal
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let run_id = crate::operator::run_name(journal);
         Notices {
             notifier: std::sync::Arc::new(Notifier::new(hooks)),
             base: Notice {

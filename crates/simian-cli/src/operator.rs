@@ -98,7 +98,8 @@ pub fn ask(
     });
 }
 
-fn run_name(journal: &Path) -> String {
+/// A run's id: its journal's name without `.jsonl` (what `simian continue` takes).
+pub(crate) fn run_name(journal: &Path) -> String {
     journal
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

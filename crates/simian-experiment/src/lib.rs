@@ -14,7 +14,7 @@ pub use assertion::{Assertion, Bound, Check, Op};
 pub use diag::Diagnostic;
 pub use load::{load, Env, FaultSite, Loaded};
 pub use model::*;
-pub use validate::{max_duration, method_time};
+pub use validate::{is_http_url, max_duration, method_time};
 pub use vars::expand;
 
 /// The JSON Schema of the experiment format, for editors.

@@ -159,7 +159,7 @@ pub(crate) fn validate(ctx: &mut Ctx, e: &Experiment, env: &Env) -> Checked {
                 "an outage check is either `run` (a command) or `url` (a GET)",
                 Some("e.g. `outage_check: { run: \"./no-open-incident.sh\" }`".into()),
             ),
-            (None, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => ctx.at(
+            (None, Some(u)) if !is_http_url(u) => ctx.at(
                 &at.key("url"),
                 format!("`{u}` is not an http(s) URL"),
                 Some("e.g. `https://status.example.com/api/healthy`".into()),
@@ -812,12 +812,17 @@ fn shifter(ctx: &mut Ctx, via: &Shifter, from: &str, to: &str, at: &Path) {
     }
 }
 
-fn notify(ctx: &mut Ctx, n: &Notify, at: &Path) {
-    let scheme_ok = n.url.starts_with("http://") || n.url.starts_with("https://");
-    let authority = n.url.split_once("://").map_or("", |(_, rest)| {
+/// An `http://` or `https://` URL with a host: what webhooks and the outage check take.
+pub fn is_http_url(url: &str) -> bool {
+    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+    let authority = url.split_once("://").map_or("", |(_, rest)| {
         rest.split(['/', '?', '#']).next().unwrap_or("")
     });
-    if !scheme_ok || authority.is_empty() {
+    scheme_ok && !authority.is_empty()
+}
+
+fn notify(ctx: &mut Ctx, n: &Notify, at: &Path) {
+    if !is_http_url(&n.url) {
         ctx.at(
             &at.key("url"),
             format!("`{}` is not an http(s) URL", n.url),
