@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Random-kill campaign: run a lab zone kill N times (default 100), SIGKILL the runner at a
-# seeded random moment each time, and count faults left behind (stopped or dead instances)
-# after the guardian (two runs in three) or `simian recover` (every third run) is done.
+# Random-kill campaign: run the lab scenarios (chaos-gorilla, split-brain, latency-monkey,
+# chaos-kong; shortened) N times in turn (default 100), SIGKILL the runner at a seeded
+# random moment each time, and count faults left behind: an instance stopped or dead, a
+# proxy disabled or with a toxic, the global steering changed. Each scenario's runs cycle
+# through who undoes them: the guardian, `simian recover` after `--no-guardian`, and (for
+# the leased faults: split, latency) nobody at all, only the fault's 2 s lease.
 #
 #   benches/kill-campaign.sh [RUNS] [SEED]
 #
-# Prints "N runs, K residual faults (seed S)"; exits non-zero when K > 0.
+# Prints "N runs, K residual faults (seed S; undone by {...})"; exits non-zero when K > 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-100}"

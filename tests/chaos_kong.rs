@@ -93,8 +93,9 @@ fn a_region_that_cannot_take_the_load_stops_the_ramp_and_gets_its_traffic_back()
         .lines()
         .find_map(|l| l.strip_prefix("  reason: the gate before step "))
         .unwrap_or_else(|| panic!("no failing gate in\n{o}"));
+    // The overloaded region sheds requests; the rate may fall below its bound too.
     assert!(
-        reason.contains("failed: sps.success_ratio >= 99%"),
+        reason.contains("failed: ") && reason.contains("sps.success_ratio >= 99% (measured"),
         "{reason}"
     );
     let share = reason.split(['(', ')']).nth(1).unwrap();

@@ -297,4 +297,40 @@ mod netns {
         assert_eq!(s.regions_connect(), (true, true));
         assert_eq!(host_ruleset(), host, "the host's ruleset changed");
     }
+
+    #[test]
+    fn a_sigkilled_run_with_no_one_to_revert_heals_when_its_lease_runs_out() {
+        if !root_or_skip() {
+            return;
+        }
+        let s = Split::up();
+        let journal = s.lab.dir.path().join("leased.jsonl");
+        let journal = journal.to_str().unwrap();
+        let run = s.run("60s", &["--journal", journal, "--lease", "2s"]);
+        wait_until(Duration::from_secs(20), "the split is in place", || {
+            s.split_in_place()
+        });
+        // Renewed every ~0.7 s: the cut outlasts its 2 s lease while the runner lives.
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(
+            s.regions_connect(),
+            (false, false),
+            "renewed, yet it healed"
+        );
+        kill(run.pid(), Signal::SIGKILL).unwrap(); // no guardian, no recover
+        run.wait();
+        wait_until(
+            Duration::from_secs(10),
+            "the regions reconnect by themselves",
+            || s.regions_connect() == (true, true),
+        );
+        // The table stays (tables cannot expire), inert, until recover deletes it.
+        assert!(s.split_in_place(), "{}", s.tables());
+        let out = Command::new(BIN)
+            .args(["recover", journal])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        assert!(!s.split_in_place(), "recover left:\n{}", s.tables());
+    }
 }

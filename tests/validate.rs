@@ -120,7 +120,7 @@ fn plan_prints_the_resolved_targets_and_injects_nothing() {
     let s = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        s.contains("inject zone-down: SIGKILL 1 of 6 lab instances"),
+        s.contains("inject zone-down: SIGKILL on 1 of 6 lab instances"),
         "{s}"
     );
     assert!(s.contains("- lab instance us-east-a-1"), "{s}");
@@ -129,6 +129,44 @@ fn plan_prints_the_resolved_targets_and_injects_nothing() {
         "{s}"
     );
     assert_eq!(lab.all_pids(), pids);
+}
+
+#[test]
+fn a_percent_guard_cannot_bound_network_paths_but_a_count_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |guard: &str| {
+        format!(
+            "version: 1\nname: cut\nsteady_state:\n  probes:\n    p: {{ tcp: {{ address: \"127.0.0.1:9\" }} }}\n  hypothesis:\n    - p.success_ratio >= 0%\nmethod:\n  - inject:\n      name: cut\n      netfilter:\n        partition: {{ sever: {{ a: [10.1.0.0/16], b: [10.2.0.0/16] }} }}\n      duration: 5s\nguards:\n  max_blast_radius: {guard}\n"
+        )
+    };
+    let f = dir.path().join("cut.yaml");
+    std::fs::write(&f, yaml("50%")).unwrap();
+    let out = simian_in(dir.path()).arg("plan").arg(&f).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("a percent blast radius cannot bound cut: 2 network paths is not a share of anything that can be counted"), "{err}");
+    assert!(err.contains("cut.yaml:15:21"), "{err}");
+    assert!(err.contains("hint: give the guard as a count"), "{err}");
+    std::fs::write(&f, yaml("2")).unwrap();
+    let out = simian_in(dir.path()).arg("plan").arg(&f).output().unwrap();
+    let s = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        s.contains("blast radius: 2 network paths (nothing to count against; guard 2)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("lease: 1m: it ends by itself 1m after the runner's last renewal"),
+        "{s}"
+    );
+    std::fs::write(&f, yaml("1")).unwrap();
+    let out = simian_in(dir.path()).arg("plan").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "a count still bounds them");
+    assert!(
+        stderr(&out).contains("would hit 2 network paths, the guard allows 1"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

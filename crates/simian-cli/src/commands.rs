@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::CommandFactory;
 use simian_engine::{EventKind, PrepareError, RunOptions};
@@ -146,7 +146,13 @@ async fn plan(file: &Path, vars: &VarArgs, seed: Option<u64>, state_dir: &Path) 
         Err(c) => c,
         Ok(loaded) => {
             let seed = seed.unwrap_or_else(fresh_seed);
-            match simian_engine::plan(&loaded, lab.as_ref(), proxies.api().as_deref(), seed).await {
+            let lease = crate::DEFAULT_LEASE
+                .parse::<simian_core::Dur>()
+                .ok()
+                .map(Into::into);
+            let api = proxies.api();
+            let planned = simian_engine::plan(&loaded, lab.as_ref(), api.as_deref(), seed, lease);
+            match planned.await {
                 Ok(planned) => {
                     print!("{}", crate::plan_view::render(&loaded, &planned, seed));
                     exit::HELD
@@ -181,6 +187,14 @@ async fn run(args: RunArgs, state_dir: &Path) -> i32 {
     };
     if let Err(code) = load(&args.file, &source, &Vars::new(&vars, None, true)) {
         return code;
+    }
+    if !args.no_lease && args.lease.0 < Duration::from_secs(1) {
+        eprintln!(
+            "error: --lease {} is too short to renew reliably; nothing was injected\n  = hint: give at least 1s (the default is {}), or --no-lease",
+            args.lease,
+            crate::DEFAULT_LEASE
+        );
+        return exit::NOT_RUN;
     }
     let mut throwaway = false;
     let mut lab = lab_state(state_dir);
@@ -313,6 +327,7 @@ async fn run_loaded(
         run_proxy_api,
         tick: args.tick.0,
         leashed: args.leashed,
+        lease: (!args.no_lease).then_some(args.lease.0),
     };
     let mut notices = crate::notices::Notices::new(
         loaded.experiment.notify.clone(),

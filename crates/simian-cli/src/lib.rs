@@ -153,6 +153,9 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+/// `run --lease`'s default; what `simian plan` shows.
+pub const DEFAULT_LEASE: &str = "60s";
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct VarArgs {
     /// Set a variable used as `${NAME}` in the experiment (repeatable). Also read: `lab.*` from a running lab, then the environment.
@@ -226,6 +229,16 @@ pub struct RunArgs {
     /// suspended): it kills it and reverts.
     #[arg(long, default_value = "15s", value_name = "DURATION")]
     pub heartbeat_timeout: simian_core::Dur,
+    /// The second line behind the guardian: where a backend can expire a fault by itself
+    /// (nftables set timeouts; `simian proxy` toxics and disables), the fault is set to end
+    /// this long after the runner last renewed it (every third of it). A runner that dies
+    /// with no guardian leaves nothing in force past it; `simian recover` then tidies up.
+    #[arg(long, default_value = DEFAULT_LEASE, value_name = "DURATION", conflicts_with = "no_lease")]
+    pub lease: simian_core::Dur,
+    /// Faults never expire by themselves (only the run, the guardian or `simian recover`
+    /// undo them).
+    #[arg(long)]
+    pub no_lease: bool,
     /// Answer `confirm` steps only with `simian continue RUN`, for runs without a
     /// terminal (scheduled, under systemd or nohup) that people still watch.
     #[arg(long, conflicts_with = "yes")]

@@ -102,7 +102,14 @@ pub fn render(l: &Loaded, planned: &[Planned], seed: u64) -> String {
             .guards
             .max_blast_radius
             .map_or("no guard".to_string(), |g| format!("guard {g}"));
-        let _ = writeln!(o, "  blast radius: {hit} of {of} {u} ({pct:.0}%; {guard})");
+        if of == 0 {
+            let _ = writeln!(
+                o,
+                "  blast radius: {hit} {u} (nothing to count against; {guard})"
+            );
+        } else {
+            let _ = writeln!(o, "  blast radius: {hit} of {of} {u} ({pct:.0}%; {guard})");
+        }
     }
     let _ = writeln!(o, "\nnothing was injected (dry run).");
     o
@@ -172,17 +179,21 @@ fn steps(o: &mut String, list: &[Step], planned: &BTreeMap<&str, &Planned>, inde
                 };
                 let _ = writeln!(
                     o,
-                    "{indent}{}. inject {name}: {} {} of {} {}{held}{irr}",
+                    "{indent}{}. inject {name}: {} on {}{held}{irr}",
                     i + 1,
                     pl.action,
-                    pl.targets.len(),
-                    pl.eligible,
-                    pl.universe
+                    pl.reach()
                 );
                 for t in &pl.targets {
                     let _ = writeln!(o, "{indent}     - {t}");
                 }
                 let _ = writeln!(o, "{indent}     revert: {}", pl.revert);
+                if let Some(l) = pl.lease {
+                    let _ = writeln!(
+                        o,
+                        "{indent}     lease: {l}: it ends by itself {l} after the runner's last renewal"
+                    );
+                }
             }
         }
     }

@@ -41,6 +41,12 @@ impl From<Dur> for Duration {
     }
 }
 
+impl From<Duration> for Dur {
+    fn from(d: Duration) -> Dur {
+        Dur(d)
+    }
+}
+
 impl FromStr for Dur {
     type Err = UnitError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

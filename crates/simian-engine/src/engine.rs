@@ -43,6 +43,8 @@ struct Applied {
     name: String,
     seq: u32,
     record: RevertRecord,
+    /// Its apply returned (so a lease, if it has one, is in force and can be renewed).
+    live: bool,
 }
 
 /// An assertion's latest judgement: held (None: no data), and how it read.
@@ -233,6 +235,7 @@ pub async fn execute(
             Ok(()) => End::Done,
             Err(e) => End::Abort(e),
         },
+        r = renew_leases(&shared, &faults) => End::Abort(r),
         (cond, detail, at) = monitor(&shared, &probes, &loaded, &acc.baseline, &mut watch, tick) => {
             acc.stop = Some(StopReport { condition: cond.clone(), detail: detail.clone(), detected_ms: at, reverted_ms: None });
             End::Abort(format!("stop condition `{cond}` tripped ({detail})"))
@@ -689,6 +692,43 @@ async fn confirm(s: &Shared, c: &simian_experiment::Confirm) -> Result<(), Strin
     }
 }
 
+/// Renews the lease of every applied fault that has one (see `Plan::lease`), every third
+/// of the shortest lease. Returns why when a renewal fails: the fault is no longer in
+/// place (its lease ran out while the runner stalled, or something else undid it), so
+/// the run no longer tests what it says, and aborts.
+async fn renew_leases(s: &Shared, faults: &BTreeMap<String, Box<dyn Fault>>) -> String {
+    let leased = |name: &str| faults.get(name).is_some_and(|f| f.plan().lease.is_some());
+    let Some(lease) = faults.values().filter_map(|f| f.plan().lease).min() else {
+        return std::future::pending().await;
+    };
+    let every = Duration::from(lease) / 3;
+    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let due: Vec<(String, u32, RevertRecord)> = s
+            .applied
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.live && leased(&a.name))
+            .map(|a| (a.name.clone(), a.seq, a.record.clone()))
+            .collect();
+        for (name, seq, record) in due {
+            // A renewal stuck for a whole period could let the lease run out unnoticed.
+            let why = match tokio::time::timeout(every, faults[&name].renew(&record)).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {}", simian_core::Dur(every)),
+            };
+            if s.applied.lock().unwrap().iter().any(|a| a.seq == seq) {
+                return format!("renewing the lease of `{name}` failed: {why}");
+            }
+            // Reverted while the renewal was on its way: nothing to renew.
+        }
+    }
+}
+
 /// Chaos Kong: up the ramp, each step after the first gated on the hypothesis; hold;
 /// back down (gradually, or at once), and restore the original state.
 async fn evacuate(
@@ -843,6 +883,9 @@ fn leash(s: &Shared, name: &str, would: Would, share: Option<f64>) {
 
 /// Journals that fault `name` (journal number `seq`) was applied, and when.
 fn mark_applied(s: &Shared, name: &str, seq: u32) {
+    if let Some(a) = s.applied.lock().unwrap().iter_mut().find(|a| a.seq == seq) {
+        a.live = true;
+    }
     let _ = s.journal(
         &Entry::Applied {
             fault: name.to_string(),
@@ -882,6 +925,7 @@ async fn begin(s: &Shared, name: &str, fault: &dyn Fault) -> Result<(RevertRecor
         name: name.to_string(),
         seq,
         record: record.clone(),
+        live: false,
     });
     Ok((record, seq))
 }

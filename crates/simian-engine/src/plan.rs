@@ -16,12 +16,14 @@ pub struct Planned {
     pub fault: Box<dyn Fault>,
 }
 
-/// Builds every fault (targets resolved with the seeded RNG) and checks the guards.
+/// Builds every fault (targets resolved with the seeded RNG, each with `lease` where its
+/// backend can expire it) and checks the guards.
 pub async fn plan(
     loaded: &Loaded,
     lab: Option<&LabState>,
     run_proxy_api: Option<&str>,
     seed: u64,
+    lease: Option<std::time::Duration>,
 ) -> Result<Vec<Planned>, Vec<Diagnostic>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::new();
@@ -31,6 +33,7 @@ pub async fn plan(
             lab,
             run_proxy_api,
             rng: &mut rng,
+            lease,
         };
         match simian_injectors::build(&site.name, &site.inject, &mut ctx).await {
             Ok(fault) => out.push(Planned {
@@ -82,6 +85,17 @@ pub async fn plan(
             e.2.push(p.name.as_str());
         }
         for (universe, (hit, eligible, names)) in per {
+            if eligible == 0 && matches!(max, Pick::Percent(_)) {
+                diags.push(
+                    loaded
+                        .diag_at(
+                            &guard_path.key("max_blast_radius"),
+                            format!("a percent blast radius cannot bound {}: {hit} {universe} is not a share of anything that can be counted", names.join(", ")),
+                        )
+                        .hint("give the guard as a count (e.g. `max_blast_radius: 2`), which bounds every kind of target"),
+                );
+                continue;
+            }
             let over = match max {
                 Pick::All => false,
                 Pick::Count(n) => hit as u64 > n,
@@ -90,16 +104,18 @@ pub async fn plan(
                 }
             };
             if over {
-                let pct = if eligible > 0 {
-                    100.0 * hit as f64 / eligible as f64
-                } else {
-                    0.0
+                let of = match eligible {
+                    0 => format!("{hit} {universe}"),
+                    n => format!(
+                        "{hit} of {n} {universe} ({:.0}%)",
+                        100.0 * hit as f64 / n as f64
+                    ),
                 };
                 diags.push(
                     loaded
                         .diag_at(
                             &guard_path.key("max_blast_radius"),
-                            format!("blast radius over the guard: {} would hit {hit} of {eligible} {universe} ({pct:.0}%), the guard allows {max}", names.join(", ")),
+                            format!("blast radius over the guard: {} would hit {of}, the guard allows {max}", names.join(", ")),
                         )
                         .hint("narrow the targets or `pick` fewer; raise the guard only if that blast radius is intended"),
                 );

@@ -26,6 +26,9 @@ pub struct RunOptions {
     /// Leashed mode: resolve targets and run the probes, but only log each action at the
     /// time it would be taken; nothing is injected or reverted.
     pub leashed: bool,
+    /// How long a fault outlives the runner's last renewal where its backend can expire it
+    /// (the second line behind the guardian); None: no leases.
+    pub lease: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,7 @@ pub async fn prepare(
         opts.lab.as_ref(),
         opts.run_proxy_api.as_deref(),
         opts.seed,
+        opts.lease,
     )
     .await
     .map_err(PrepareError::Invalid)?;

@@ -81,6 +81,7 @@ fn bed(method: &str, steady_extra: &str, breaks_at: Option<f64>) -> Bed {
                     universe: "things".into(),
                     revert: "restore".into(),
                     irreversible: false,
+                    lease: None,
                 },
                 shares: shares.clone(),
                 breaks_at,

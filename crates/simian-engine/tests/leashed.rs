@@ -84,6 +84,7 @@ fn bed(method: &str) -> (simian_engine::Prepared, Bed) {
                     universe: "things".into(),
                     revert: "SIGCONT".into(),
                     irreversible: false,
+                    lease: None,
                 },
                 touched: touched.clone(),
             }) as Box<dyn Fault>,

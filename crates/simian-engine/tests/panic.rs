@@ -68,6 +68,7 @@ async fn a_panic_mid_method_reverts_from_the_journal() {
         universe: "sleepers".into(),
         revert: "SIGCONT".into(),
         irreversible: false,
+        lease: None,
     };
     let (rec, feeder) = support::fed_recorder(Arc::new(AtomicBool::new(true)));
     let dir = tempfile::tempdir().unwrap();

@@ -65,6 +65,7 @@ fn bed(method: &str, extra: &str, apply_takes: Duration) -> Bed {
                     universe: "things".into(),
                     revert: "nothing".into(),
                     irreversible: false,
+                    lease: None,
                 },
                 applied: applied.clone(),
                 apply_takes,

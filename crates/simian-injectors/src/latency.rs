@@ -26,6 +26,7 @@ pub struct LatencyFault {
     proxy: String,
     toxics: Vec<Toxic>,
     owned_by_run: bool,
+    lease: Option<std::time::Duration>,
     /// The delays it adds: the spec, or Toxiproxy's uniform stand-in for it.
     delay: simian_delay::DelaySpec,
 }
@@ -35,6 +36,7 @@ impl LatencyFault {
         name: &str,
         cfg: &Config,
         run_api: Option<&str>,
+        lease: Option<std::time::Duration>,
     ) -> Result<Self, FaultError> {
         let owned_by_run = cfg.api.is_none();
         let api = match (&cfg.api, run_api) {
@@ -73,6 +75,8 @@ impl LatencyFault {
                 })
             }
         };
+        // Of the proxies at this API (the universe `sever` counts too).
+        let eligible = client.proxies().await.map_or(1, |m| m.len().max(1));
         let http = proxy.mode.as_deref() == Some("http");
         if cfg.errors.is_some() && !http {
             return Err(FaultError::Targets {
@@ -158,6 +162,7 @@ impl LatencyFault {
                 pct(e.rate.fraction())
             ));
         }
+        let lease = crate::proxy_lease(&client, lease).await;
         let plan = Plan {
             backend: "latency".into(),
             action,
@@ -165,7 +170,7 @@ impl LatencyFault {
                 "proxy {} ({} → {})",
                 proxy.name, proxy.listen, proxy.upstream
             )],
-            eligible: 1,
+            eligible,
             universe: format!("proxies at {api}"),
             revert: format!(
                 "delete toxics {}",
@@ -176,6 +181,7 @@ impl LatencyFault {
                     .join(", ")
             ),
             irreversible: false,
+            lease: lease.map(Into::into),
         };
         Ok(LatencyFault {
             plan,
@@ -183,6 +189,7 @@ impl LatencyFault {
             proxy: proxy.name,
             toxics,
             owned_by_run,
+            lease,
             delay,
         })
     }
@@ -213,13 +220,27 @@ impl Fault for LatencyFault {
 
     async fn apply(&self, _record: &RevertRecord) -> Result<(), FaultError> {
         for t in &self.toxics {
-            self.client.add_toxic(&self.proxy, t).await.map_err(|e| match e.status() {
+            let added = match self.lease {
+                Some(ttl) => self.client.add_toxic_for(&self.proxy, t, ttl).await,
+                None => self.client.add_toxic(&self.proxy, t).await,
+            };
+            added.map_err(|e| match e.status() {
                 Some(409) => FaultError::Action(format!(
                     "proxy `{}` already has a toxic named `{}`: an earlier run may not have been reverted (see `simian recover`)",
                     self.proxy, t.name
                 )),
                 _ => FaultError::Action(format!("add toxic `{}` to `{}`: {e}", t.name, self.proxy)),
             })?;
+        }
+        Ok(())
+    }
+
+    async fn renew(&self, _record: &RevertRecord) -> Result<(), FaultError> {
+        let Some(ttl) = self.lease else {
+            return Ok(());
+        };
+        for t in &self.toxics {
+            crate::renew_toxic(&self.client, &self.proxy, &t.name, ttl).await?;
         }
         Ok(())
     }

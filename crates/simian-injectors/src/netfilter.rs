@@ -3,11 +3,19 @@
 //! simian_<name>`), on the host or inside a network namespace. Apply is one
 //! atomic `nft -f -` transaction; revert deletes the whole table and nothing
 //! else, so no other table, chain or rule is ever touched.
+//!
+//! With a lease, every rule also matches `meta nfproto @lease`: a set whose two
+//! elements (`ipv4`, `ipv6`) time out unless the runner renews them, so a runner
+//! that dies without anyone reverting stops dropping packets by itself (the
+//! empty table stays until `simian recover` deletes it). A renewal deletes and
+//! re-adds the elements in one transaction, which fails once they have expired:
+//! it never brings a cut back.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -29,6 +37,7 @@ pub struct NetfilterFault {
     netns: Option<String>,
     table: String,
     script: String,
+    lease: Option<Duration>,
 }
 
 /// An address or CIDR, normalised to its network address.
@@ -357,11 +366,28 @@ fn rules(paths: &[CutPath], loss: f64) -> Vec<String> {
     out
 }
 
-fn script(table: &str, rules: &[String]) -> String {
+/// The lease set's elements, each timing out after `lease`.
+fn lease_elements(lease: Duration) -> String {
+    let ms = lease.as_millis().max(1);
+    format!("{{ ipv4 timeout {ms}ms, ipv6 timeout {ms}ms }}")
+}
+
+fn script(table: &str, rules: &[String], lease: Option<Duration>) -> String {
     let mut s = String::new();
     // `create` fails when the table exists, so a leftover table is never merged into.
     let _ = writeln!(s, "create table inet {table}");
     let _ = writeln!(s, "table inet {table} {{");
+    let guard = match lease {
+        Some(l) => {
+            let _ = writeln!(
+                s,
+                "  set lease {{ type nf_proto; flags timeout; elements = {}; }}",
+                lease_elements(l)
+            );
+            "meta nfproto @lease "
+        }
+        None => "",
+    };
     for hook in ["input", "output", "forward"] {
         let _ = writeln!(s, "  chain {hook} {{");
         let _ = writeln!(
@@ -374,7 +400,7 @@ fn script(table: &str, rules: &[String]) -> String {
             let _ = writeln!(s, "    iifname \"lo\" accept");
         }
         for r in rules {
-            let _ = writeln!(s, "    {r}");
+            let _ = writeln!(s, "    {guard}{r}");
         }
         let _ = writeln!(s, "  }}");
     }
@@ -383,7 +409,7 @@ fn script(table: &str, rules: &[String]) -> String {
 }
 
 impl NetfilterFault {
-    pub fn build(name: &str, cfg: &Config) -> Result<Self, FaultError> {
+    pub fn build(name: &str, cfg: &Config, lease: Option<Duration>) -> Result<Self, FaultError> {
         let mut problems = Vec::new();
         let parsed = parse(cfg, &mut problems);
         if !problems.is_empty() {
@@ -426,16 +452,19 @@ impl NetfilterFault {
                 .iter()
                 .map(|p| format!("{} → {}", p.from.describe(), p.to.describe()))
                 .collect(),
-            eligible: 1,
+            // Paths are not a countable set: only a count guard bounds them.
+            eligible: 0,
             universe: "network paths".into(),
             revert: format!("delete table inet {table}"),
             irreversible: false,
+            lease: lease.map(Into::into),
         };
         Ok(NetfilterFault {
             plan,
             netns: cfg.netns.clone(),
-            script: script(&table, &rules),
+            script: script(&table, &rules, lease),
             table,
+            lease,
         })
     }
 
@@ -526,6 +555,31 @@ impl Fault for NetfilterFault {
                 ns.map(|n| format!(" in netns {n}")).unwrap_or_default()
             ))),
         }
+    }
+
+    async fn renew(&self, _record: &RevertRecord) -> Result<(), FaultError> {
+        let Some(lease) = self.lease else {
+            return Ok(());
+        };
+        let t = &self.table;
+        let batch = format!(
+            "delete element inet {t} lease {{ ipv4, ipv6 }}\nadd element inet {t} lease {}\n",
+            lease_elements(lease)
+        );
+        let ns = self.netns.as_deref();
+        nft(ns, &["-f", "-"], Some(&batch))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let place = ns.map(|n| format!(" in netns {n}")).unwrap_or_default();
+                if e.contains("No such file or directory") {
+                    FaultError::Action(format!(
+                        "the lease of table inet {t}{place} ran out, or the table is gone"
+                    ))
+                } else {
+                    FaultError::Action(format!("renew the lease of table inet {t}{place}: {e}"))
+                }
+            })
     }
 }
 
@@ -643,9 +697,11 @@ mod tests {
 
     #[test]
     fn build_refuses_an_invalid_config() {
-        let Err(FaultError::Config(m)) =
-            NetfilterFault::build("x", &sever(&["10.0.0.1"], &["10.0.0.1"], Direction::Both))
-        else {
+        let Err(FaultError::Config(m)) = NetfilterFault::build(
+            "x",
+            &sever(&["10.0.0.1"], &["10.0.0.1"], Direction::Both),
+            None,
+        ) else {
             panic!("expected a config error");
         };
         assert!(m.contains("overlap"), "{m}");
@@ -662,7 +718,7 @@ mod tests {
     #[test]
     fn plan_describes_the_partition() {
         let mut cfg = sever(&["10.0.1.0/24"], &["10.0.2.0/24"], Direction::Both);
-        let f = NetfilterFault::build("x", &cfg).unwrap();
+        let f = NetfilterFault::build("x", &cfg, None).unwrap();
         let p = f.plan();
         assert_eq!(p.backend, "netfilter");
         assert_eq!(
@@ -676,13 +732,13 @@ mod tests {
                 "{10.0.2.0/24} → {10.0.1.0/24}"
             ]
         );
-        assert_eq!((p.eligible, p.universe.as_str()), (1, "network paths"));
+        assert_eq!((p.eligible, p.universe.as_str()), (0, "network paths"));
         assert_eq!(p.revert, "delete table inet simian_x");
         assert!(!p.irreversible);
 
         cfg.direction = Direction::Egress;
         cfg.loss = Some(Percent(0.25));
-        let f = NetfilterFault::build("x", &cfg).unwrap();
+        let f = NetfilterFault::build("x", &cfg, None).unwrap();
         assert_eq!(
             f.plan().action,
             "drop 25% between {10.0.1.0/24} and {10.0.2.0/24} (egress only: out of {10.0.1.0/24}) on the host"
@@ -697,7 +753,7 @@ mod tests {
             &["10.0.2.1", "fd00:2::1"],
             Direction::Ingress,
         );
-        let f = NetfilterFault::build("t", &cfg).unwrap();
+        let f = NetfilterFault::build("t", &cfg, None).unwrap();
         let s = f.script();
         assert!(s.starts_with("create table inet simian_t\n"), "{s}");
         let rule4 = "ip saddr { 10.0.2.1 } ip daddr { 10.0.1.0/24 } counter drop";
@@ -714,7 +770,7 @@ mod tests {
             direction: Direction::Both,
             loss: Some(Percent(0.5)),
         };
-        let s = NetfilterFault::build("t", &iso)
+        let s = NetfilterFault::build("t", &iso, None)
             .unwrap()
             .script()
             .to_string();
@@ -883,7 +939,7 @@ mod tests {
     }
 
     async fn inject(name: &str, cfg: &Config) -> (NetfilterFault, NetfilterRevert) {
-        let f = NetfilterFault::build(name, cfg).unwrap();
+        let f = NetfilterFault::build(name, cfg, None).unwrap();
         let rec = f.prepare().await.unwrap();
         f.apply(&rec).await.unwrap();
         let RevertRecord::Netfilter(r) = rec else {
@@ -903,7 +959,7 @@ mod tests {
             "no connectivity before the fault"
         );
         let cfg = in_ns(&ns, sever(&[A], &["10.77.2.0/24"], Direction::Both));
-        let f = NetfilterFault::build("split brain", &cfg).unwrap();
+        let f = NetfilterFault::build("split brain", &cfg, None).unwrap();
         let rec = f.prepare().await.unwrap();
         assert!(
             !ns.ruleset().contains("simian_"),
@@ -935,6 +991,68 @@ mod tests {
         assert!(ns.tcp(A, B) && ns.tcp(B, A), "no connectivity after revert");
         let again = revert(&r).await.unwrap();
         assert!(again.actions[0].contains("already gone"), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_leased_cut_heals_by_itself_unless_renewed_and_renewal_never_revives_it() {
+        if !root() {
+            return;
+        }
+        let ns = Netns::new(&[A, B, "fd00:78::1/128", "fd00:78::2/128"]);
+        let cfg = in_ns(
+            &ns,
+            sever(&[A, "fd00:78::1"], &[B, "fd00:78::2"], Direction::Both),
+        );
+        let lease = Duration::from_millis(1500);
+        let f = NetfilterFault::build("leased", &cfg, Some(lease)).unwrap();
+        assert_eq!(f.plan().lease, Some(simian_core::Dur(lease)));
+        assert!(
+            f.script().contains("set lease { type nf_proto; flags timeout; elements = { ipv4 timeout 1500ms, ipv6 timeout 1500ms }; }"),
+            "{}",
+            f.script()
+        );
+        let rec = f.prepare().await.unwrap();
+        f.apply(&rec).await.unwrap();
+        assert_eq!(
+            ns.udp(A, B, 5) + ns.udp("fd00:78::2", "fd00:78::1", 5),
+            0,
+            "cut while leased"
+        );
+        // Renewed for three lease lengths: still cut all along.
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            f.renew(&rec).await.unwrap();
+            assert_eq!(ns.udp(B, A, 5), 0, "renewed, yet the cut healed");
+        }
+        // Not renewed: both families heal by themselves, with the table still there.
+        let healed = async {
+            for _ in 0..100 {
+                if ns.tcp(A, B) && ns.tcp("fd00:78::1", "fd00:78::2") {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        };
+        assert!(healed.await, "the cut outlived its lease");
+        assert!(
+            ns.ruleset().contains("table inet simian_leased"),
+            "{}",
+            ns.ruleset()
+        );
+        let e = f.renew(&rec).await.unwrap_err().to_string();
+        assert!(e.contains("ran out"), "{e}");
+        assert!(ns.tcp(B, A), "a late renewal brought the cut back");
+        // The revert tidies the inert table away, as after any run.
+        let RevertRecord::Netfilter(r) = rec else {
+            unreachable!()
+        };
+        revert(&r).await.unwrap();
+        assert!(!ns.ruleset().contains("simian_"), "{}", ns.ruleset());
+        assert!(
+            f.renew(&RevertRecord::Netfilter(r)).await.is_err(),
+            "gone is gone"
+        );
     }
 
     #[tokio::test]
@@ -975,7 +1093,7 @@ mod tests {
         let ns = Netns::new(&[A, B]);
         let cfg = in_ns(&ns, sever(&[A], &[B], Direction::Both));
         let (_f, r) = inject("twice", &cfg).await;
-        let f = NetfilterFault::build("twice", &cfg).unwrap();
+        let f = NetfilterFault::build("twice", &cfg, None).unwrap();
         let rec = f.prepare().await.unwrap();
         let err = f.apply(&rec).await.unwrap_err().to_string();
         assert!(
@@ -992,7 +1110,8 @@ mod tests {
         }
         let ns = Netns::new(&[A, B]);
         let mut f =
-            NetfilterFault::build("bad", &in_ns(&ns, sever(&[A], &[B], Direction::Both))).unwrap();
+            NetfilterFault::build("bad", &in_ns(&ns, sever(&[A], &[B], Direction::Both)), None)
+                .unwrap();
         f.script = "create table inet simian_bad\nthis is not nft\n".into();
         let rec = f.prepare().await.unwrap();
         let err = f.apply(&rec).await.unwrap_err().to_string();

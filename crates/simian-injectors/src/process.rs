@@ -89,6 +89,7 @@ impl ProcessFault {
             universe,
             revert,
             irreversible: cfg.action == ProcessAction::Kill && !lab && cfg.restart.is_none(),
+            lease: None,
         };
         Ok(ProcessFault {
             plan,
@@ -392,6 +393,7 @@ mod tests {
                 lab: None,
                 run_proxy_api: None,
                 rng: &mut rng,
+                lease: None,
             },
         )
     }

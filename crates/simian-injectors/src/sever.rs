@@ -27,10 +27,15 @@ pub struct SeverFault {
     name: String,
     /// Proxies to cut that are enabled now (a disabled one is left as it is, and as it was).
     proxies: Vec<String>,
+    lease: Option<std::time::Duration>,
 }
 
 impl SeverFault {
-    pub async fn build(name: &str, cfg: &Config) -> Result<Self, FaultError> {
+    pub async fn build(
+        name: &str,
+        cfg: &Config,
+        lease: Option<std::time::Duration>,
+    ) -> Result<Self, FaultError> {
         let client = Client::new(&cfg.api).map_err(|e| FaultError::Config(e.to_string()))?;
         let all = client.proxies().await.map_err(|e| FaultError::Targets {
             message: format!("cannot use the proxy API: {e}"),
@@ -38,6 +43,7 @@ impl SeverFault {
         })?;
         let mut targets = Vec::new();
         let mut proxies = Vec::new();
+        let mut left_alone = Vec::new();
         for p in &cfg.proxies {
             let Some(found) = all.get(p) else {
                 let names: Vec<&str> = all.keys().map(String::as_str).collect();
@@ -50,7 +56,7 @@ impl SeverFault {
                 proxies.push(p.clone());
                 targets.push(format!("proxy {p} ({} → {})", found.listen, found.upstream));
             } else {
-                targets.push(format!("proxy {p} (already disabled: left alone)"));
+                left_alone.push(p.as_str());
             }
         }
         let (action, revert) = match cfg.how {
@@ -60,14 +66,23 @@ impl SeverFault {
                 "delete the timeout toxics",
             ),
         };
+        let action = match left_alone.as_slice() {
+            [] => action.to_string(),
+            some => format!(
+                "{action}; already disabled, so left alone: {}",
+                some.join(", ")
+            ),
+        };
+        let lease = crate::proxy_lease(&client, lease).await;
         let plan = Plan {
             backend: "sever".into(),
-            action: action.into(),
+            action,
             targets,
             eligible: all.len(),
             universe: format!("proxies at {}", cfg.api),
             revert: revert.into(),
             irreversible: false,
+            lease: lease.map(Into::into),
         };
         Ok(SeverFault {
             plan,
@@ -75,6 +90,7 @@ impl SeverFault {
             how: cfg.how,
             name: name.to_string(),
             proxies,
+            lease,
         })
     }
 
@@ -116,10 +132,11 @@ impl Fault for SeverFault {
             return Err(FaultError::Action("not a sever record".into()));
         };
         for p in &r.disabled {
-            self.client
-                .set_enabled(p, false)
-                .await
-                .map_err(|e| FaultError::Action(format!("disable proxy {p}: {e}")))?;
+            let disabled = match self.lease {
+                Some(ttl) => self.client.disable_for(p, ttl).await,
+                None => self.client.set_enabled(p, false).await,
+            };
+            disabled.map_err(|e| FaultError::Action(format!("disable proxy {p}: {e}")))?;
         }
         for (p, t) in &r.toxics {
             let stream = if t.ends_with("-upstream") {
@@ -136,10 +153,32 @@ impl Fault for SeverFault {
                 toxicity: 1.0,
                 attributes,
             };
+            let added = match self.lease {
+                Some(ttl) => self.client.add_toxic_for(p, &toxic, ttl).await,
+                None => self.client.add_toxic(p, &toxic).await,
+            };
+            added.map_err(|e| FaultError::Action(format!("blackhole proxy {p}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn renew(&self, record: &RevertRecord) -> Result<(), FaultError> {
+        let (Some(ttl), RevertRecord::Sever(r)) = (self.lease, record) else {
+            return Ok(());
+        };
+        for p in &r.disabled {
             self.client
-                .add_toxic(p, &toxic)
+                .renew_disable(p, ttl)
                 .await
-                .map_err(|e| FaultError::Action(format!("blackhole proxy {p}: {e}")))?;
+                .map_err(|e| match e.status() {
+                    Some(400) => FaultError::Action(format!(
+                        "proxy `{p}` is enabled again (its lease ran out, or someone enabled it)"
+                    )),
+                    _ => FaultError::Action(format!("renew the disable of `{p}`: {e}")),
+                })?;
+        }
+        for (p, t) in &r.toxics {
+            crate::renew_toxic(&self.client, p, t, ttl).await?;
         }
         Ok(())
     }

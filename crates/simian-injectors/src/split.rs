@@ -17,6 +17,7 @@ pub async fn build(
     name: &str,
     cfg: &Config,
     lab: Option<&LabState>,
+    lease: Option<std::time::Duration>,
 ) -> Result<Box<dyn Fault>, FaultError> {
     let Some(lab) = lab else {
         return Err(FaultError::Targets {
@@ -46,7 +47,9 @@ pub async fn build(
                 direction: Direction::Both,
                 loss: None,
             };
-            Ok(Box::new(netfilter::NetfilterFault::build(name, &nf)?))
+            Ok(Box::new(netfilter::NetfilterFault::build(
+                name, &nf, lease,
+            )?))
         }
         None => {
             let api = vars
@@ -70,7 +73,7 @@ pub async fn build(
                 proxies,
                 how: SeverHow::Disable,
             };
-            Ok(Box::new(sever::SeverFault::build(name, &sv).await?))
+            Ok(Box::new(sever::SeverFault::build(name, &sv, lease).await?))
         }
     }
 }

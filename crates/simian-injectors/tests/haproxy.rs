@@ -42,6 +42,7 @@ async fn build(socket: &str, from_servers: &[&str]) -> Result<Box<dyn Fault>, Fa
         lab: None,
         run_proxy_api: None,
         rng: &mut rng,
+        lease: None,
     };
     simian_injectors::build("evac", &inject(socket, from_servers), &mut ctx).await
 }
@@ -206,6 +207,7 @@ async fn an_unknown_backend_fails_at_build_naming_the_real_ones() {
         lab: None,
         run_proxy_api: None,
         rng: &mut rng,
+        lease: None,
     };
     let err = simian_injectors::build("evac", &inj, &mut ctx)
         .await

@@ -190,6 +190,7 @@ async fn build_shift(
         lab,
         run_proxy_api: None,
         rng: &mut rng,
+        lease: None,
     };
     simian_injectors::build("evac", &inject, &mut ctx).await
 }

@@ -197,7 +197,10 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Resp {
         ["version"] if get => respond(
             200,
             "application/json;charset=utf-8",
-            format!("{{\"version\": \"{}\"}}\n", env!("CARGO_PKG_VERSION")),
+            format!(
+                "{{\"version\": \"{}\", \"features\": [\"ttl\"]}}\n",
+                env!("CARGO_PKG_VERSION")
+            ),
         ),
         ["metrics"] if get => respond(
             200,

@@ -2,7 +2,8 @@
 //! Toxiproxy clients drive it unchanged, with extensions: latency drawn from real
 //! distributions (`simian_delay`), slept precisely below the millisecond; an HTTP mode
 //! whose toxics act per request (`http_error`, `drop`); splice(2) zero-copy forwarding
-//! while no toxic needs the bytes.
+//! while no toxic needs the bytes; leases (`ttl`) that undo a toxic or a disable unless
+//! renewed.
 //!
 //! The library does not assume it owns the process (no signal handlers, no logging unless
 //! the CLI asks for it): the lab embeds [`Server`] in its supervisor.
@@ -13,6 +14,7 @@ pub mod cli;
 mod delay;
 mod error;
 mod http;
+mod lease;
 mod metrics;
 mod proxy;
 mod server;

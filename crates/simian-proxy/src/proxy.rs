@@ -54,7 +54,8 @@ pub struct Ctx {
     pub tracker: TaskTracker,
 }
 
-/// A proxy as the API shows it: Toxiproxy's fields, then ours (`mode`), then its toxics.
+/// A proxy as the API shows it: Toxiproxy's fields, then ours (`mode`), then its toxics
+/// and any lease.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProxyJson {
     pub name: String,
@@ -63,6 +64,9 @@ pub struct ProxyJson {
     pub enabled: bool,
     pub mode: Mode,
     pub toxics: Vec<ToxicJson>,
+    /// Milliseconds until a leased disable ends (an extension: see `lease`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
 }
 
 /// The fields a create, populate or update may set.
@@ -104,6 +108,7 @@ impl Proxy {
             enabled: i.enabled,
             mode: i.mode,
             toxics: self.toxics.borrow().listed(),
+            expires_in: None,
         }
     }
 

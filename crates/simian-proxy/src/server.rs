@@ -46,6 +46,7 @@ impl Server {
         }
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
+        tracker.spawn(state.clone().expire(token.clone()));
         tracker.spawn(crate::api::serve(
             listener,
             state.clone(),
@@ -68,6 +69,11 @@ impl Server {
     /// Where the named proxy actually listens (None when unknown or disabled).
     pub fn proxy_addr(&self, name: &str) -> Option<SocketAddr> {
         self.state.proxy_addr(name)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn state_for_tests(&self) -> &State {
+        &self.state
     }
 
     /// Stops accepting, closes every connection (API and proxies).

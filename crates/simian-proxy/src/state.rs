@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::lease::{self, Key, Leases};
 use crate::metrics::{self, Row};
 use crate::proxy::{mode_str, Proxy, ProxyJson, Settings};
 use crate::toxics::{json_kind, Toxic, ToxicJson, ToxicSet};
@@ -18,6 +20,7 @@ use crate::{Mode, ProxyConfig};
 pub struct State {
     proxies: Mutex<BTreeMap<String, Arc<Proxy>>>,
     ops: tokio::sync::Mutex<()>,
+    leases: Leases,
 }
 
 /// A proxy as a create, populate or update body writes it. Unknown members are ignored,
@@ -40,15 +43,32 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(ApiError::bad_body)
 }
 
-fn parse_input(body: &[u8]) -> Result<Input, ApiError> {
+/// A proxy body and its `ttl` (a lease on a disable).
+fn parse_input(body: &[u8]) -> Result<(Input, Option<Duration>), ApiError> {
     let v: Value = parse(body)?;
-    if !v.is_object() {
+    let Value::Object(mut obj) = v else {
         return Err(ApiError::bad_body(format!(
             "expected a JSON object, got {}",
             json_kind(&v)
         )));
+    };
+    let ttl = lease::take_ttl(&mut obj)?;
+    let i = serde_json::from_value(Value::Object(obj)).map_err(ApiError::bad_body)?;
+    Ok((i, ttl))
+}
+
+/// A toxic body without its `ttl`, the ttl, and whether the ttl was all there was.
+fn split_ttl(body: &[u8]) -> Result<(Vec<u8>, Option<Duration>, bool), ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut obj)) => {
+            let ttl = lease::take_ttl(&mut obj)?;
+            let only = obj.is_empty();
+            let rest = serde_json::to_vec(&Value::Object(obj)).expect("JSON serializes");
+            Ok((rest, ttl, only))
+        }
+        // The toxic parser gives the error.
+        _ => Ok((body.to_vec(), None, false)),
     }
-    serde_json::from_value(v).map_err(ApiError::bad_body)
 }
 
 impl State {
@@ -71,15 +91,68 @@ impl State {
         self.map().values().cloned().collect()
     }
 
+    /// A proxy's JSON with its leases' time left.
+    fn proxy_json(&self, p: &Proxy) -> ProxyJson {
+        let mut j = p.json();
+        j.expires_in = self.leases.expires_in(&Key::disabled(&p.name));
+        for t in &mut j.toxics {
+            t.expires_in = self.leases.expires_in(&Key::toxic(&p.name, &t.name));
+        }
+        j
+    }
+
+    fn toxic_json(&self, proxy: &str, t: &Toxic) -> ToxicJson {
+        let mut j = t.json();
+        j.expires_in = self.leases.expires_in(&Key::toxic(proxy, &t.name));
+        j
+    }
+
+    /// Undoes what each lease that ran out covered; runs until `token` is cancelled.
+    pub async fn expire(self: Arc<Self>, token: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = self.leases.wait() => {}
+                _ = token.cancelled() => return,
+            }
+            let _op = self.ops.lock().await;
+            for key in self.leases.take_due() {
+                match key {
+                    Key::Toxic { proxy, toxic } => {
+                        let Ok(p) = self.get(&proxy) else { continue };
+                        let mut next = (**p.toxics.borrow()).clone();
+                        next.list.retain(|t| t.name != toxic);
+                        p.toxics.send_replace(Arc::new(next));
+                        crate::log(format_args!(
+                            "proxy {proxy}: toxic {toxic} removed: its ttl ran out"
+                        ));
+                    }
+                    Key::Disabled { proxy } => {
+                        let Ok(p) = self.get(&proxy) else { continue };
+                        match p.start() {
+                            Ok(_) => crate::log(format_args!(
+                                "proxy {proxy}: enabled again: its disable's ttl ran out"
+                            )),
+                            Err(e) => crate::log(format_args!(
+                                "proxy {proxy}: its disable's ttl ran out, but it cannot start: {}",
+                                e.message
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     pub fn list(&self) -> BTreeMap<String, ProxyJson> {
         self.all()
             .into_iter()
-            .map(|p| (p.name.clone(), p.json()))
+            .map(|p| (p.name.clone(), self.proxy_json(&p)))
             .collect()
     }
 
     pub fn show(&self, name: &str) -> Result<ProxyJson, ApiError> {
-        Ok(self.get(name)?.json())
+        let p = self.get(name)?;
+        Ok(self.proxy_json(&p))
     }
 
     /// Creates and (when enabled) starts a proxy. 409 when the name is taken; a bind
@@ -103,7 +176,12 @@ impl State {
     }
 
     pub async fn create_json(&self, body: &[u8]) -> Result<ProxyJson, ApiError> {
-        let i = parse_input(body)?;
+        let (i, ttl) = parse_input(body)?;
+        if ttl.is_some() {
+            return Err(ApiError::bad_body(
+                "`ttl` applies to a toxic, or to disabling a proxy that exists",
+            ));
+        }
         let cfg = config(i, None)?;
         self.create(cfg).await
     }
@@ -112,7 +190,7 @@ impl State {
     pub async fn update_json(&self, name: &str, body: &[u8]) -> Result<ProxyJson, ApiError> {
         let _op = self.ops.lock().await;
         let p = self.get(name)?;
-        let i = parse_input(body)?;
+        let (i, ttl) = parse_input(body)?;
         let cur = p.settings();
         let s = Settings {
             listen: i.listen.unwrap_or(cur.listen),
@@ -134,8 +212,19 @@ impl State {
                 })?;
             }
         }
+        if ttl.is_some() && s.enabled {
+            return Err(ApiError::bad_body(format!(
+                "`ttl` is how long a disable lasts, and proxy `{name}` would be enabled"
+            )));
+        }
         p.update(&s).await?;
-        Ok(p.json())
+        let key = Key::disabled(name);
+        match ttl {
+            Some(t) => self.leases.set(key, t),
+            None if s.enabled => self.leases.clear(&key),
+            None => {}
+        }
+        Ok(self.proxy_json(&p))
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
@@ -145,6 +234,7 @@ impl State {
             .remove(name)
             .ok_or_else(ApiError::proxy_not_found)?;
         p.stop().await;
+        self.leases.clear_proxy(name);
         Ok(())
     }
 
@@ -181,6 +271,7 @@ impl State {
                 }
                 // Free its port first: the replacement may listen on the same one.
                 replaced.push((e.clone(), cur.enabled));
+                self.leases.clear_proxy(&c.name);
                 e.stop().await;
             }
             let p = Proxy::new(c.name.clone(), &settings(c));
@@ -205,7 +296,7 @@ impl State {
             map.insert(p.name.clone(), p.clone());
         }
         drop(map);
-        Ok(out.iter().map(|p| p.json()).collect())
+        Ok(out.iter().map(|p| self.proxy_json(p)).collect())
     }
 
     pub async fn populate_json(&self, body: &[u8]) -> Result<Vec<ProxyJson>, ApiError> {
@@ -232,31 +323,50 @@ impl State {
             p.start()?;
             p.toxics.send_replace(Arc::new(ToxicSet::default()));
         }
+        self.leases.clear_all();
         Ok(())
     }
 
     pub fn toxics(&self, proxy: &str) -> Result<Vec<ToxicJson>, ApiError> {
-        Ok(self.get(proxy)?.toxics.borrow().listed())
+        let p = self.get(proxy)?;
+        let set = p.toxics.borrow().clone();
+        Ok(set
+            .listed_toxics()
+            .map(|t| self.toxic_json(proxy, t))
+            .collect())
     }
 
     pub fn toxic(&self, proxy: &str, toxic: &str) -> Result<ToxicJson, ApiError> {
         let p = self.get(proxy)?;
         let set = p.toxics.borrow();
         set.get(toxic)
-            .map(|t| t.json())
+            .map(|t| self.toxic_json(proxy, t))
             .ok_or_else(ApiError::toxic_not_found)
+    }
+
+    #[cfg(test)]
+    pub fn generation(&self, proxy: &str, toxic: &str) -> Option<u64> {
+        let p = self.get(proxy).ok()?;
+        let set = p.toxics.borrow();
+        set.get(toxic).map(|t| t.generation)
     }
 
     pub async fn add_toxic(&self, proxy: &str, body: &[u8]) -> Result<ToxicJson, ApiError> {
         let _op = self.ops.lock().await;
         let p = self.get(proxy)?;
+        let (body, ttl, _) = split_ttl(body)?;
         let set = p.toxics.borrow().clone();
-        let t = Arc::new(Toxic::create(body, p.mode(), |n| set.get(n).is_some())?);
+        let t = Arc::new(Toxic::create(&body, p.mode(), |n| set.get(n).is_some())?);
         let mut next = (*set).clone();
         next.list.push(t.clone());
         p.toxics.send_replace(Arc::new(next));
+        let key = Key::toxic(proxy, &t.name);
+        match ttl {
+            Some(ttl) => self.leases.set(key, ttl),
+            None => self.leases.clear(&key),
+        }
         crate::log(format_args!("proxy {proxy}: toxic {} added", t.name));
-        Ok(t.json())
+        Ok(self.toxic_json(proxy, &t))
     }
 
     pub async fn update_toxic(
@@ -267,9 +377,19 @@ impl State {
     ) -> Result<ToxicJson, ApiError> {
         let _op = self.ops.lock().await;
         let p = self.get(proxy)?;
+        let (body, ttl, only_ttl) = split_ttl(body)?;
         let set = p.toxics.borrow().clone();
         let cur = set.get(toxic).ok_or_else(ApiError::toxic_not_found)?;
-        let t = Arc::new(cur.update(body, p.mode())?);
+        let key = Key::toxic(proxy, toxic);
+        if let (Some(ttl), true) = (ttl, only_ttl) {
+            // A renewal: the toxic itself is unchanged, so connections redraw nothing.
+            self.leases.set(key, ttl);
+            return Ok(self.toxic_json(proxy, cur));
+        }
+        let t = Arc::new(cur.update(&body, p.mode())?);
+        if let Some(ttl) = ttl {
+            self.leases.set(key, ttl);
+        }
         let mut next = (*set).clone();
         for slot in next.list.iter_mut() {
             if slot.name == toxic {
@@ -277,7 +397,7 @@ impl State {
             }
         }
         p.toxics.send_replace(Arc::new(next));
-        Ok(t.json())
+        Ok(self.toxic_json(proxy, &t))
     }
 
     pub async fn delete_toxic(&self, proxy: &str, toxic: &str) -> Result<(), ApiError> {
@@ -290,6 +410,7 @@ impl State {
         let mut next = (*set).clone();
         next.list.retain(|t| t.name != toxic);
         p.toxics.send_replace(Arc::new(next));
+        self.leases.clear(&Key::toxic(proxy, toxic));
         crate::log(format_args!("proxy {proxy}: toxic {toxic} removed"));
         Ok(())
     }

@@ -266,12 +266,10 @@ pub fn summary(r: &RunReport) -> String {
             };
             let _ = writeln!(
                 o,
-                "  • {:<20} {} on {} of {} {} — {state}",
+                "  • {:<20} {} on {} — {state}",
                 f.name,
                 f.plan.action,
-                f.plan.targets.len(),
-                f.plan.eligible,
-                f.plan.universe
+                f.plan.reach()
             );
         }
     }

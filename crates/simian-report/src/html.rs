@@ -246,17 +246,21 @@ fn faults(o: &mut String, r: &RunReport) {
         };
         let revert = match &f.revert_error {
             Some(e) => format!("<span class=\"bad\">revert failed: {}</span>", esc(e)),
-            None => esc(&p.revert),
+            None => match p.lease {
+                Some(l) => format!(
+                    "{} (or by itself {l} after the last renewal)",
+                    esc(&p.revert)
+                ),
+                None => esc(&p.revert),
+            },
         };
         let _ = writeln!(
             o,
-            "<tr><td><b>{}</b></td><td>{}: {} on {} of {} {}{}</td><td>{targets}</td><td>{}</td><td>{}</td><td>{revert}</td></tr>",
+            "<tr><td><b>{}</b></td><td>{}: {} on {}{}</td><td>{targets}</td><td>{}</td><td>{}</td><td>{revert}</td></tr>",
             esc(&f.name),
             esc(&p.backend),
             esc(&p.action),
-            p.targets.len(),
-            p.eligible,
-            esc(&p.universe),
+            esc(&p.reach()),
             if p.irreversible { " <b class=\"bad\">[IRREVERSIBLE]</b>" } else { "" },
             at(f.injected_ms),
             at(f.reverted_ms),
@@ -1187,6 +1191,7 @@ mod tests {
             universe: "lab instances".into(),
             revert: "restart through the lab supervisor".into(),
             irreversible: false,
+            lease: None,
         }
     }
 

@@ -68,12 +68,10 @@ pub fn render(r: &RunReport) -> String {
             };
             let _ = writeln!(
                 o,
-                "| {} | {} | {} of {} {} | {} | {reverted} |",
+                "| {} | {} | {} | {} | {reverted} |",
                 cell(&f.name),
                 cell(&f.plan.action),
-                f.plan.targets.len(),
-                f.plan.eligible,
-                cell(&f.plan.universe),
+                cell(&f.plan.reach()),
                 at(f.injected_ms)
             );
         }

@@ -49,6 +49,7 @@ fn report(verdict: Verdict) -> RunReport {
                 universe: "lab instances".into(),
                 revert: "restart through the lab supervisor".into(),
                 irreversible: false,
+                lease: None,
             },
             injected_ms: Some(5000),
             reverted_ms: Some(13000),

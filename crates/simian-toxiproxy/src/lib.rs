@@ -176,6 +176,20 @@ impl Client {
             .unwrap_or(text))
     }
 
+    /// The server's extensions to the API, as its `/version` lists them (`ttl`: leases
+    /// that undo a toxic or a disable unless renewed). Toxiproxy itself has none.
+    pub async fn features(&self) -> Result<Vec<String>, Error> {
+        let (_, body) = self.call(Method::GET, "/version", None).await?;
+        #[derive(Deserialize)]
+        struct V {
+            #[serde(default)]
+            features: Vec<String>,
+        }
+        Ok(serde_json::from_slice::<V>(&body)
+            .map(|v| v.features)
+            .unwrap_or_default())
+    }
+
     pub async fn proxies(&self) -> Result<BTreeMap<String, Proxy>, Error> {
         self.json(Method::GET, "/proxies", None).await
     }
@@ -244,6 +258,54 @@ impl Client {
         .await
     }
 
+    /// Adds a toxic that the server removes by itself `ttl` after this call or the last
+    /// [`renew_toxic`](Self::renew_toxic) (servers with the `ttl` feature).
+    pub async fn add_toxic_for(
+        &self,
+        proxy: &str,
+        toxic: &Toxic,
+        ttl: Duration,
+    ) -> Result<Toxic, Error> {
+        let mut body = serde_json::to_value(toxic).expect("toxics serialize");
+        body["ttl"] = ms(ttl).into();
+        self.json(
+            Method::POST,
+            &format!("/proxies/{}/toxics", enc(proxy)),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Pushes a leased toxic's end to `ttl` from now; a 404 when it is gone (its lease ran
+    /// out, or it was removed), since a renewal never adds it again.
+    pub async fn renew_toxic(&self, proxy: &str, toxic: &str, ttl: Duration) -> Result<(), Error> {
+        let body = serde_json::json!({ "ttl": ms(ttl) });
+        self.call(
+            Method::POST,
+            &format!("/proxies/{}/toxics/{}", enc(proxy), enc(toxic)),
+            Some(body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Disables a proxy until `ttl` from now or the last
+    /// [`renew_disable`](Self::renew_disable) (servers with the `ttl` feature).
+    pub async fn disable_for(&self, name: &str, ttl: Duration) -> Result<Proxy, Error> {
+        let body = serde_json::json!({ "enabled": false, "ttl": ms(ttl) });
+        self.json(Method::POST, &format!("/proxies/{}", enc(name)), Some(body))
+            .await
+    }
+
+    /// Pushes a leased disable's end to `ttl` from now; a 400 when the proxy is enabled
+    /// (its lease ran out, or it was enabled), since a renewal never disables it again.
+    pub async fn renew_disable(&self, name: &str, ttl: Duration) -> Result<(), Error> {
+        let body = serde_json::json!({ "ttl": ms(ttl) });
+        self.call(Method::POST, &format!("/proxies/{}", enc(name)), Some(body))
+            .await
+            .map(|_| ())
+    }
+
     /// Deletes a toxic; false when it (or its proxy) did not exist (so reverts can repeat).
     pub async fn delete_toxic(&self, proxy: &str, toxic: &str) -> Result<bool, Error> {
         match self
@@ -264,6 +326,10 @@ impl Client {
     pub async fn reset(&self) -> Result<(), Error> {
         self.call(Method::POST, "/reset", None).await.map(|_| ())
     }
+}
+
+fn ms(d: Duration) -> u64 {
+    (d.as_millis() as u64).max(1)
 }
 
 fn enc(s: &str) -> String {

@@ -124,6 +124,9 @@ pub struct NaclPlan {
     pub vpcs: Vec<Vpc>,
     /// The endpoint override the plan's clients used (for the record).
     pub endpoint_url: Option<String>,
+    /// How many VPCs the sides' regions hold (the blast radius denominator).
+    #[serde(default)]
+    pub vpcs_in_regions: usize,
 }
 
 /// Resolves both sides and numbers the entries. Fails, with every problem
@@ -235,10 +238,18 @@ pub async fn plan(
             problems,
         });
     }
+    let mut regions: Vec<Option<&str>> = sides.iter().map(|s| s.region.as_deref()).collect();
+    regions.dedup();
+    let mut vpcs_in_regions = 0;
+    for r in regions {
+        let ec2 = clients.get(r).await?;
+        vpcs_in_regions += describe::vpcs(&ec2, vec![]).await?.len();
+    }
     Ok(NaclPlan {
         entries,
         vpcs,
         endpoint_url: clients.endpoint_url(),
+        vpcs_in_regions,
     })
 }
 

@@ -83,6 +83,7 @@ impl AwsEc2Fault {
             universe: format!("opted-in ({k}={v}) EC2 instances in {}", ec2.region()),
             revert: action.revert_text().into(),
             irreversible: !action.is_reversible(),
+            lease: None,
         };
         Ok(AwsEc2Fault {
             plan,

@@ -58,19 +58,37 @@ impl AwsNaclFault {
             .iter()
             .map(|v| format!("{} ({})", v.id, v.region))
             .collect();
-        let targets: Vec<String> = record.entries.iter().map(|e| e.describe()).collect();
+        // Each VPC cut is a target (every subnet of it loses the other side), listed with
+        // the entries its ACLs get.
+        let targets: Vec<String> = planned
+            .vpcs
+            .iter()
+            .map(|v| {
+                let entries: Vec<String> = record
+                    .entries
+                    .iter()
+                    .filter(|e| e.vpc_id == v.id)
+                    .map(|e| e.describe())
+                    .collect();
+                format!("{} ({}): {}", v.id, v.region, entries.join("; "))
+            })
+            .collect();
+        let mut regions: Vec<&str> = planned.vpcs.iter().map(|v| v.region.as_str()).collect();
+        regions.sort();
+        regions.dedup();
         let plan = Plan {
             backend: "aws_nacl".into(),
             action: format!(
                 "add {} DENY entries to the network ACLs of {}",
-                targets.len(),
+                record.entries.len(),
                 vpcs.join(", ")
             ),
-            eligible: targets.len(),
+            eligible: planned.vpcs_in_regions.max(targets.len()),
             targets,
-            universe: "network ACL entries".into(),
+            universe: format!("VPCs in {}", regions.join(", ")),
             revert: "delete exactly the entries added".into(),
             irreversible: false,
+            lease: None,
         };
         Ok(AwsNaclFault { plan, record, base })
     }

@@ -140,8 +140,9 @@ impl Haproxy {
         })
     }
 
-    /// (targets, universe) for the plan.
-    pub(crate) fn describe(&self) -> (Vec<String>, String) {
+    /// (targets, universe, eligible) for the plan: the servers it drains, of those it
+    /// moves traffic between.
+    pub(crate) fn describe(&self) -> (Vec<String>, String, usize) {
         let targets = self
             .from
             .iter()
@@ -150,6 +151,7 @@ impl Haproxy {
         (
             targets,
             format!("servers of backend {} at {}", self.backend, self.socket),
+            self.from.len() + self.to.len(),
         )
     }
 

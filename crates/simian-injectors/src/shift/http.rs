@@ -191,12 +191,14 @@ impl Http {
         }
     }
 
-    /// (targets, universe) for the plan.
-    pub(crate) fn describe(&self) -> (Vec<String>, String) {
+    /// (targets, universe, eligible) for the plan; a traffic split has nothing to count
+    /// against (the action says what share it moves).
+    pub(crate) fn describe(&self) -> (Vec<String>, String, usize) {
         let r = self.set.render(&self.vars(self.share, None));
         (
             vec![format!("{} {} (per step)", r.method, r.url)],
             self.universe.clone(),
+            0,
         )
     }
 
@@ -645,7 +647,8 @@ mod tests {
                 vec![
                     "POST http://127.0.0.1:7/shift/us-east?to=us-west&p=100 (per step)".to_string()
                 ],
-                "traffic tool at http://127.0.0.1:7".to_string()
+                "traffic tool at http://127.0.0.1:7".to_string(),
+                0
             )
         );
     }
@@ -678,7 +681,8 @@ mod tests {
             lab.describe(),
             (
                 vec!["PUT http://127.0.0.1:8900/steering/us-east (per step)".to_string()],
-                "lab global router at http://127.0.0.1:8900".to_string()
+                "lab global router at http://127.0.0.1:8900".to_string(),
+                0
             )
         );
         let set = lab.set.render(&lab.vars(0.3, None));

@@ -55,28 +55,29 @@ pub async fn build(
     lab: Option<&LabState>,
 ) -> Result<ShiftFault, FaultError> {
     let share = cfg.percent.map_or(1.0, |p| p.fraction());
-    let (shifter, targets, universe): (Box<dyn Backend>, Vec<String>, String) = match &cfg.via {
-        Shifter::Haproxy(h) => {
-            let s = haproxy::Haproxy::build(name, cfg, h).await?;
-            let (t, u) = s.describe();
-            (Box::new(s), t, u)
-        }
-        Shifter::Http(h) => {
-            let s = http::Http::build(name, cfg, h)?;
-            let (t, u) = s.describe();
-            (Box::new(s), t, u)
-        }
-        Shifter::Route53(r) => {
-            let s = route53::Route53Weights::build(cfg, r).await?;
-            let (t, u) = s.describe(share);
-            (Box::new(s), t, u)
-        }
-        Shifter::Lab(_) => {
-            let s = http::Http::lab(name, cfg, lab)?;
-            let (t, u) = s.describe();
-            (Box::new(s), t, u)
-        }
-    };
+    let (shifter, targets, universe, eligible): (Box<dyn Backend>, Vec<String>, String, usize) =
+        match &cfg.via {
+            Shifter::Haproxy(h) => {
+                let s = haproxy::Haproxy::build(name, cfg, h).await?;
+                let (t, u, e) = s.describe();
+                (Box::new(s), t, u, e)
+            }
+            Shifter::Http(h) => {
+                let s = http::Http::build(name, cfg, h)?;
+                let (t, u, e) = s.describe();
+                (Box::new(s), t, u, e)
+            }
+            Shifter::Route53(r) => {
+                let s = route53::Route53Weights::build(cfg, r).await?;
+                let (t, u, e) = s.describe(share);
+                (Box::new(s), t, u, e)
+            }
+            Shifter::Lab(_) => {
+                let s = http::Http::lab(name, cfg, lab)?;
+                let (t, u, e) = s.describe();
+                (Box::new(s), t, u, e)
+            }
+        };
     let plan = Plan {
         backend: "shift".into(),
         action: format!(
@@ -85,11 +86,12 @@ pub async fn build(
             cfg.from,
             cfg.to
         ),
-        eligible: targets.len(),
+        eligible,
         targets,
         universe,
         revert: "restore the original traffic split".into(),
         irreversible: false,
+        lease: None,
     };
     Ok(ShiftFault {
         plan,

@@ -61,8 +61,9 @@ impl Route53Weights {
         })
     }
 
-    /// (targets, universe) for the plan, with the weights at `share`.
-    pub(crate) fn describe(&self, share: f64) -> (Vec<String>, String) {
+    /// (targets, universe, eligible) for the plan, with the weights at `share`; a
+    /// traffic split has nothing to count against (the action says what share it moves).
+    pub(crate) fn describe(&self, share: f64) -> (Vec<String>, String, usize) {
         let o = &self.read;
         let (from, to) = route53::weights_at(o, share);
         let targets = vec![
@@ -78,6 +79,7 @@ impl Route53Weights {
         (
             targets,
             format!("weighted record sets of {} in {}", o.name, o.zone_id),
+            0,
         )
     }
 }

@@ -213,6 +213,9 @@ pub struct ToxicJson {
     pub kind: &'static str,
     pub stream: &'static str,
     pub toxicity: f64,
+    /// Milliseconds until its lease ends (an extension: see `lease`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
 }
 
 impl Toxic {
@@ -223,6 +226,7 @@ impl Toxic {
             kind: self.kind.type_name(),
             stream: self.stream.as_str(),
             toxicity: self.toxicity,
+            expires_in: None,
         }
     }
 
@@ -366,10 +370,12 @@ impl ToxicSet {
     }
     /// Toxiproxy lists the upstream chain, then the downstream chain.
     pub fn listed(&self) -> Vec<ToxicJson> {
+        self.listed_toxics().map(|t| t.json()).collect()
+    }
+
+    pub fn listed_toxics(&self) -> impl Iterator<Item = &Arc<Toxic>> {
         self.stream(Stream::Upstream)
             .chain(self.stream(Stream::Downstream))
-            .map(|t| t.json())
-            .collect()
     }
 }
 
