@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bench: what `simian proxy` costs with no toxics, measured side by side with direct
 # loopback in one run, and how precisely it applies a constant 5 ms latency toxic.
-#   - bulk throughput, proxy / direct (target >= 0.6)
+#   - bulk throughput, proxy / direct (target >= 0.6), and HAProxy / direct as a reference
 #   - added round trip of a 64-byte ping-pong, p50 / p99 (targets <= 30 us / <= 100 us)
 #   - constant 5 ms latency toxic: median absolute error of individual delays (<= 50 us)
 #

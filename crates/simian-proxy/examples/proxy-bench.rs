@@ -1,6 +1,7 @@
 //! Overhead of a running `simian proxy` against direct loopback, measured side by side in
 //! one run (see benches/proxy-overhead.sh):
-//! - bulk throughput (one-way transfer to a sink), proxy / direct;
+//! - bulk throughput (one-way transfer to a sink), proxy / direct, and the same for
+//!   HAProxy in TCP mode (with `splice-auto`) as a reference proxy, when it is installed;
 //! - added round-trip latency of a 64-byte ping-pong, p50 and p99, proxy − direct;
 //! - with a constant 5 ms latency toxic, the error of each individual delay
 //!   (round trip − the no-toxic proxy median − 5 ms).
@@ -188,19 +189,37 @@ fn overhead(api_addr: SocketAddr, gib: Option<&String>) {
     );
     assert_eq!(st, 200, "{body}");
 
-    // Throughput: alternate direct and proxy runs, report the medians.
+    // Throughput: alternate direct, proxy (and HAProxy) runs, report the medians.
+    let haproxy = Haproxy::start(sink_addr);
     bulk(sink_addr, bytes / 4);
     bulk(bulk_proxy, bytes / 4);
-    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
+    if let Some(h) = &haproxy {
+        bulk(h.addr, bytes / 4);
+    }
+    let (mut direct, mut proxied, mut reference) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         direct.push(bulk(sink_addr, bytes));
         proxied.push(bulk(bulk_proxy, bytes));
+        if let Some(h) = &haproxy {
+            reference.push(bulk(h.addr, bytes));
+        }
     }
     let (d, p) = (median(&mut direct), median(&mut proxied));
     println!("bulk throughput, {gib} GiB per run, median of 5 runs each, alternating:");
     println!("  direct loopback   {:>8.0} MiB/s", d / (1 << 20) as f64);
     println!("  through proxy     {:>8.0} MiB/s", p / (1 << 20) as f64);
+    if !reference.is_empty() {
+        let h = median(&mut reference);
+        println!(
+            "  through haproxy   {:>8.0} MiB/s   (reference: HAProxy {}, mode tcp, splice-auto)",
+            h / (1 << 20) as f64,
+            haproxy.as_ref().map_or("", |h| h.version.as_str())
+        );
+        println!("  ratio haproxy/direct {:.2}", h / d);
+        println!("  ratio proxy/haproxy {:.2}", p / h);
+    }
     println!("  ratio proxy/direct {:.2}   (target >= 0.60)", p / d);
+    drop(haproxy);
 
     // Round trips: warm up, then interleave blocks of direct and proxied ping-pongs.
     pings(echo_addr, 2000);
@@ -243,6 +262,70 @@ fn overhead(api_addr: SocketAddr, gib: Option<&String>) {
     );
     for name in ["bench-bulk", "bench-ping", "bench-latency"] {
         api(api_addr, "DELETE", &format!("/proxies/{name}"), "");
+    }
+}
+
+/// HAProxy forwarding to `upstream` in TCP mode, as a reference for what a mature proxy
+/// costs on this machine; None when `haproxy` is not installed.
+struct Haproxy {
+    child: std::process::Child,
+    addr: SocketAddr,
+    version: String,
+    _dir: std::path::PathBuf,
+}
+
+impl Haproxy {
+    fn start(upstream: SocketAddr) -> Option<Haproxy> {
+        let out = std::process::Command::new("haproxy")
+            .arg("-v")
+            .output()
+            .ok()?;
+        let version = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("?")
+            .to_string();
+        let addr = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?;
+        let dir = std::env::temp_dir().join(format!("simian-bench-haproxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let cfg = dir.join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n  maxconn 64\ndefaults\n  mode tcp\n  option splice-auto\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\nlisten bulk\n  bind {addr}\n  server sink {upstream}\n"
+            ),
+        )
+        .ok()?;
+        let child = std::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut h = Haproxy {
+            child,
+            addr,
+            version,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if TcpStream::connect(addr).is_ok() {
+                return Some(h);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = h.child.kill();
+        None
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
 
