@@ -8,6 +8,8 @@
 #
 #   benches/kill-campaign.sh [RUNS] [SEED]
 #
+# As root it then runs the split on a `--netns` lab (nftables) RUNS/4 times (at least 3).
+#
 # Prints "N runs, K residual faults (seed S; undone by {...})"; exits non-zero when K > 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +19,11 @@ rc=0
 out=$(SIMIAN_CAMPAIGN_RUNS="$runs" SIMIAN_CAMPAIGN_SEED="$seed" \
   cargo test -q --test e2e guardian::runs_sigkilled_at_random_moments -- --nocapture 2>&1) || rc=$?
 grep -E "runs, [0-9]+ residual|faults left behind|seed 0x|panicked" <<<"$out" || echo "$out" | tail -20
+# As root, also the split on a `--netns` lab (nftables in its router namespace), a quarter
+# as many runs: guardian, recover and lease in turn.
+if [[ $(id -u) == 0 ]]; then
+  out=$(SIMIAN_NETNS_CAMPAIGN_RUNS=$(( runs / 4 > 3 ? runs / 4 : 3 )) SIMIAN_CAMPAIGN_SEED="$seed" \
+    cargo test -q --test e2e split_brain::netns::runs_sigkilled -- --nocapture 2>&1) || rc=$?
+  grep -E "runs, [0-9]+ residual|faults left behind|seed 0x|panicked" <<<"$out" || echo "$out" | tail -20
+fi
 exit "$rc"

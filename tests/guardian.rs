@@ -174,18 +174,6 @@ fn simian_abort_reverts_a_running_experiment_and_keeps_new_ones_out() {
     assert!(!dir.path().join("kill-switch").exists());
 }
 
-/// A tiny seeded generator (xorshift64*), so a failing campaign can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
-
 /// A lab scenario as the campaign runs it: the real file, shortened.
 struct Scenario {
     file: &'static str,
@@ -280,15 +268,8 @@ fn residue(lab: &Lab, steering: &str) -> Vec<String> {
 
 #[test]
 fn runs_sigkilled_at_random_moments_leave_no_residual_fault() {
-    let seed = std::env::var("SIMIAN_CAMPAIGN_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_u64);
     // Bounded: one run of each scenario here; `benches/kill-campaign.sh` runs 100.
-    let runs: usize = std::env::var("SIMIAN_CAMPAIGN_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+    let (seed, runs) = campaign("SIMIAN_CAMPAIGN_RUNS", 4);
     let mut rng = Rng(seed);
     let lab = Lab::up();
     let global = lab.state()["global"].as_str().unwrap().to_string();

@@ -410,3 +410,29 @@ method:
     .unwrap();
     f
 }
+
+/// A tiny seeded generator (xorshift64*), so a failing campaign can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// The random-kill campaigns' seed and run count: `SIMIAN_CAMPAIGN_SEED`, and `var` (a
+/// run count) or `default`.
+pub fn campaign(var: &str, default: usize) -> (u64, usize) {
+    let seed = std::env::var("SIMIAN_CAMPAIGN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_u64);
+    let runs = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    (seed, runs)
+}
