@@ -25,7 +25,7 @@ run() { # NAME PATTERN COMMAND...
   } >>"$out/summary.txt"
 }
 
-run proxy-overhead 'ratio|p50|added|median abs|machine' benches/proxy-overhead.sh
+run proxy-overhead 'MiB/s|ratio|p50|added|delay error|machine' benches/proxy-overhead.sh
 run delay-fidelity 'KS|median|tokio|sleep_precise' benches/delay-fidelity.sh
 run http-probe 'probe steady|wrk rate|ratio' benches/http-probe.sh
 run stop-to-revert 'reverted|breach' benches/stop-to-revert.sh 5 kill
