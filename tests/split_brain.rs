@@ -215,6 +215,15 @@ mod netns {
         }
     }
 
+    /// `simian recover JOURNAL`, which must succeed.
+    fn recover(journal: &str) {
+        let out = Command::new(BIN)
+            .args(["recover", journal])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+    }
+
     /// The host's own ruleset, which nothing here may change.
     fn host_ruleset() -> String {
         let out = Command::new("nft")
@@ -293,11 +302,7 @@ mod netns {
         run.wait();
         assert!(s.split_in_place(), "a SIGKILLed run cannot have reverted");
         assert_eq!(s.regions_connect(), (false, false));
-        let out = Command::new(BIN)
-            .args(["recover", journal])
-            .output()
-            .unwrap();
-        assert_exit(&out, 0);
+        recover(journal);
         assert!(!s.split_in_place(), "recover left:\n{}", s.tables());
         assert_eq!(s.regions_connect(), (true, true));
         assert_eq!(host_ruleset(), host, "the host's ruleset changed");
@@ -331,11 +336,7 @@ mod netns {
         );
         // The table stays (tables cannot expire), inert, until recover deletes it.
         assert!(s.split_in_place(), "{}", s.tables());
-        let out = Command::new(BIN)
-            .args(["recover", journal])
-            .output()
-            .unwrap();
-        assert_exit(&out, 0);
+        recover(journal);
         assert!(!s.split_in_place(), "recover left:\n{}", s.tables());
     }
 
@@ -366,11 +367,7 @@ mod netns {
             kill(run.pid(), Signal::SIGKILL).unwrap();
             run.wait();
             if undo == "recover" && std::path::Path::new(&journal).exists() {
-                let out = Command::new(BIN)
-                    .args(["recover", &journal])
-                    .output()
-                    .unwrap();
-                assert_exit(&out, 0);
+                recover(&journal);
             }
             let what = format!("seed {seed:#x} run {i}: SIGKILL at {at:?}, {undo}");
             // Bounded in time: a connect across a cut itself takes 2 s.
@@ -389,11 +386,7 @@ mod netns {
             }
             // A lease leaves its inert table for recover; tidy up for the next run.
             if std::path::Path::new(&journal).exists() {
-                let out = Command::new(BIN)
-                    .args(["recover", &journal])
-                    .output()
-                    .unwrap();
-                assert_exit(&out, 0);
+                recover(&journal);
             }
             assert!(!s.split_in_place(), "{what}: recover left:\n{}", s.tables());
         }

@@ -84,41 +84,30 @@ pub async fn plan(
             e.1 = e.1.max(plan.eligible);
             e.2.push(p.name.as_str());
         }
+        let at = guard_path.key("max_blast_radius");
         for (universe, (hit, eligible, names)) in per {
-            if eligible == 0 && matches!(max, Pick::Percent(_)) {
-                diags.push(
-                    loaded
-                        .diag_at(
-                            &guard_path.key("max_blast_radius"),
-                            format!("a percent blast radius cannot bound {}: {hit} {universe} is not a share of anything that can be counted", names.join(", ")),
-                        )
-                        .hint("give the guard as a count (e.g. `max_blast_radius: 2`), which bounds every kind of target"),
-                );
-                continue;
-            }
-            let over = match max {
-                Pick::All => false,
-                Pick::Count(n) => hit as u64 > n,
-                Pick::Percent(pct) => {
-                    eligible > 0 && hit as f64 / eligible as f64 > pct.fraction() + 1e-9
+            let names = names.join(", ");
+            let refused = match (max, eligible) {
+                (Pick::Percent(_), 0) => Some((
+                    format!("a percent blast radius cannot bound {names}: {hit} {universe} is not a share of anything that can be counted"),
+                    "give the guard as a count (e.g. `max_blast_radius: 2`), which bounds every kind of target",
+                )),
+                (Pick::All, _) => None,
+                (Pick::Count(n), _) if hit as u64 <= n => None,
+                (Pick::Percent(pct), n) if hit as f64 / n as f64 <= pct.fraction() + 1e-9 => None,
+                (_, n) => {
+                    let of = match n {
+                        0 => format!("{hit} {universe}"),
+                        n => format!("{hit} of {n} {universe} ({:.0}%)", 100.0 * hit as f64 / n as f64),
+                    };
+                    Some((
+                        format!("blast radius over the guard: {names} would hit {of}, the guard allows {max}"),
+                        "narrow the targets or `pick` fewer; raise the guard only if that blast radius is intended",
+                    ))
                 }
             };
-            if over {
-                let of = match eligible {
-                    0 => format!("{hit} {universe}"),
-                    n => format!(
-                        "{hit} of {n} {universe} ({:.0}%)",
-                        100.0 * hit as f64 / n as f64
-                    ),
-                };
-                diags.push(
-                    loaded
-                        .diag_at(
-                            &guard_path.key("max_blast_radius"),
-                            format!("blast radius over the guard: {} would hit {of}, the guard allows {max}", names.join(", ")),
-                        )
-                        .hint("narrow the targets or `pick` fewer; raise the guard only if that blast radius is intended"),
-                );
+            if let Some((message, hint)) = refused {
+                diags.push(loaded.diag_at(&at, message).hint(hint));
             }
         }
     }

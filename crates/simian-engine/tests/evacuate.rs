@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use simian_engine::{EventKind, Planned, RunReport, Verdict};
-use simian_experiment::ProcessAction;
 use simian_injectors::shift::Ramp;
-use simian_injectors::{Fault, FaultError, Plan, ProcessRevert, RevertRecord};
+use simian_injectors::{Fault, FaultError, Plan, RevertRecord};
 use tokio::sync::{mpsc, watch};
 
 /// A shift that records every share it is set to; from `breaks_at` on, the system turns
@@ -29,10 +28,7 @@ impl Fault for RampFault {
         &self.plan
     }
     async fn prepare(&self) -> Result<RevertRecord, FaultError> {
-        Ok(RevertRecord::Process(ProcessRevert {
-            action: ProcessAction::Stop,
-            targets: vec![],
-        }))
+        Ok(support::empty_record())
     }
     async fn apply(&self, _: &RevertRecord) -> Result<(), FaultError> {
         self.shift(1.0).await
@@ -73,16 +69,7 @@ fn bed(method: &str, steady_extra: &str, breaks_at: Option<f64>) -> Bed {
         .map(|s| Planned {
             name: s.name.clone(),
             fault: Box::new(RampFault {
-                plan: Plan {
-                    backend: "shift".into(),
-                    action: "move traffic".into(),
-                    targets: vec!["x".into()],
-                    eligible: 1,
-                    universe: "things".into(),
-                    revert: "restore".into(),
-                    irreversible: false,
-                    lease: None,
-                },
+                plan: support::plan("shift", "move traffic", "restore"),
                 shares: shares.clone(),
                 breaks_at,
                 healthy: healthy.clone(),

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use simian_engine::{EventKind, Planned, RunReport, Verdict};
-use simian_experiment::ProcessAction;
-use simian_injectors::{Fault, FaultError, Plan, ProcessRevert, RevertRecord};
+use simian_injectors::{Fault, FaultError, Plan, RevertRecord};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -31,10 +30,7 @@ impl Fault for Leased {
         &self.plan
     }
     async fn prepare(&self) -> Result<RevertRecord, FaultError> {
-        Ok(RevertRecord::Process(ProcessRevert {
-            action: ProcessAction::Stop,
-            targets: vec![],
-        }))
+        Ok(support::empty_record())
     }
     async fn apply(&self, _: &RevertRecord) -> Result<(), FaultError> {
         Ok(())
@@ -61,14 +57,8 @@ async fn run(lease: Option<u64>, fail_from: Option<usize>, hang: bool) -> (RunRe
         name: "a".into(),
         fault: Box::new(Leased {
             plan: Plan {
-                backend: "test".into(),
-                action: "TEST".into(),
-                targets: vec!["x".into()],
-                eligible: 1,
-                universe: "things".into(),
-                revert: "nothing".into(),
-                irreversible: false,
                 lease: lease.map(simian_core::Dur::from_secs),
+                ..support::plan("test", "TEST", "nothing")
             },
             t0: Instant::now(),
             renewals: renewals.clone(),

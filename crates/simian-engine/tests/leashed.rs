@@ -10,9 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use simian_engine::journal::Entry;
 use simian_engine::{EventKind, Planned, RunReport, Verdict, Would};
-use simian_experiment::ProcessAction;
 use simian_injectors::shift::Ramp;
-use simian_injectors::{Fault, FaultError, Plan, ProcessRevert, RevertRecord};
+use simian_injectors::{Fault, FaultError, Plan, RevertRecord};
 use tokio::sync::{mpsc, watch};
 
 /// A fault (and ramp) that counts every call that would touch a backend.
@@ -28,10 +27,7 @@ impl Fault for Counted {
     }
     async fn prepare(&self) -> Result<RevertRecord, FaultError> {
         self.touched.fetch_add(1, Ordering::SeqCst);
-        Ok(RevertRecord::Process(ProcessRevert {
-            action: ProcessAction::Stop,
-            targets: vec![],
-        }))
+        Ok(support::empty_record())
     }
     async fn apply(&self, _: &RevertRecord) -> Result<(), FaultError> {
         self.touched.fetch_add(1, Ordering::SeqCst);
@@ -76,16 +72,7 @@ fn bed(method: &str) -> (simian_engine::Prepared, Bed) {
         .map(|s| Planned {
             name: s.name.clone(),
             fault: Box::new(Counted {
-                plan: Plan {
-                    backend: "test".into(),
-                    action: "SIGSTOP".into(),
-                    targets: vec!["x".into()],
-                    eligible: 1,
-                    universe: "things".into(),
-                    revert: "SIGCONT".into(),
-                    irreversible: false,
-                    lease: None,
-                },
+                plan: support::plan("test", "SIGSTOP", "SIGCONT"),
                 touched: touched.clone(),
             }) as Box<dyn Fault>,
         })

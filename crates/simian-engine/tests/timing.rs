@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use simian_engine::{EventKind, Planned, Prepared, RunReport, Verdict};
-use simian_experiment::ProcessAction;
-use simian_injectors::{Fault, FaultError, Plan, ProcessRevert, RevertRecord};
+use simian_injectors::{Fault, FaultError, Plan, RevertRecord};
 use tokio::sync::{mpsc, watch};
 
 struct TestFault {
@@ -25,10 +24,7 @@ impl Fault for TestFault {
         &self.plan
     }
     async fn prepare(&self) -> Result<RevertRecord, FaultError> {
-        Ok(RevertRecord::Process(ProcessRevert {
-            action: ProcessAction::Stop,
-            targets: vec![],
-        }))
+        Ok(support::empty_record())
     }
     async fn apply(&self, _: &RevertRecord) -> Result<(), FaultError> {
         self.applied.fetch_add(1, Ordering::SeqCst);
@@ -57,16 +53,7 @@ fn bed(method: &str, extra: &str, apply_takes: Duration) -> Bed {
         .map(|s| Planned {
             name: s.name.clone(),
             fault: Box::new(TestFault {
-                plan: Plan {
-                    backend: "test".into(),
-                    action: "TEST".into(),
-                    targets: vec!["x".into()],
-                    eligible: 1,
-                    universe: "things".into(),
-                    revert: "nothing".into(),
-                    irreversible: false,
-                    lease: None,
-                },
+                plan: support::plan("test", "TEST", "nothing"),
                 applied: applied.clone(),
                 apply_takes,
             }) as Box<dyn Fault>,

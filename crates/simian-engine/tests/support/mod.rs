@@ -12,7 +12,8 @@ use std::time::Duration;
 use simian_core::{Observation, Recorder};
 use simian_engine::journal::{Header, Journal};
 use simian_engine::{Planned, Prepared};
-use simian_experiment::{Env, Loaded};
+use simian_experiment::{Env, Loaded, ProcessAction};
+use simian_injectors::{Plan, ProcessRevert, RevertRecord};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -79,4 +80,27 @@ pub fn prepared(
         operator: None,
         leashed: false,
     }
+}
+
+/// A test fault's plan: one target `x` of one of the `things`.
+pub fn plan(backend: &str, action: &str, revert: &str) -> Plan {
+    Plan {
+        backend: backend.into(),
+        action: action.into(),
+        targets: vec!["x".into()],
+        eligible: 1,
+        universe: "things".into(),
+        revert: revert.into(),
+        irreversible: false,
+        lease: None,
+    }
+}
+
+/// A revert record that undoes nothing (a SIGCONT to no process), so reverting a test
+/// fault touches nothing real.
+pub fn empty_record() -> RevertRecord {
+    RevertRecord::Process(ProcessRevert {
+        action: ProcessAction::Stop,
+        targets: vec![],
+    })
 }
