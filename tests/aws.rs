@@ -445,27 +445,15 @@ fn a_firing_alarm_stops_the_evacuation_and_restores_the_weights() {
         "the ramp never started"
     );
     aws.alarm("ALARM");
-    let code = {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s.code();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the alarm did not stop the run"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let mut stdout = child.stdout.take().unwrap();
+    let code = exit_code_within(child, Duration::from_secs(60));
     let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!(code, Some(2), "{out}");
+    stdout.read_to_string(&mut out).unwrap();
+    assert_eq!(
+        code,
+        Some(2),
+        "the alarm did not stop the run (exit 2): {out}"
+    );
     assert!(
         out.contains("alarm.value"),
         "the report names the stop condition:\n{out}"

@@ -1,31 +1,10 @@
 //! `simian run --leashed`: targets resolved and probes run, every action logged at the
 //! time it would be taken, and nothing touched: a local `sleep` is never stopped.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
-
-const EXPERIMENT: &str = r#"version: 1
-name: leashed-process
-steady_state:
-  probes:
-    ok: { command: { run: "true", interval: 100ms } }
-  hypothesis: [ "ok.success_ratio >= 99%" ]
-  before: 1s
-  window: 1s
-  after: 1s
-method:
-  - inject:
-      name: victim
-      duration: 2s
-      process:
-        target: { pattern: '^sleep 2999\.404$' }
-        action: stop
-  - wait: 1s
-guards:
-  max_duration: 1m
-"#;
 
 /// The `leashed` events of a JSON report: (at_ms, would, fault).
 fn would(report: &serde_json::Value) -> Vec<(u64, String, String)> {
@@ -48,11 +27,15 @@ fn would(report: &serde_json::Value) -> Vec<(u64, String, String)> {
 fn a_leashed_run_logs_what_it_would_do_and_never_stops_the_process() {
     let dir = tempfile::tempdir().unwrap();
     let pid = detached_sleep("2999.404");
-    let f = dir.path().join("e.yaml");
-    std::fs::write(&f, EXPERIMENT).unwrap();
+    let f = stop_sleep(
+        dir.path(),
+        "leashed-process",
+        "2999\\.404",
+        "  - wait: 2s\n",
+        "",
+    );
     let (json, journal) = (dir.path().join("out.json"), dir.path().join("j.jsonl"));
-    let mut child = Command::new(BIN)
-        .env("SIMIAN_STATE_DIR", dir.path())
+    let mut child = simian_in(dir.path())
         .arg("run")
         .arg("--leashed")
         .arg(&f)
@@ -112,8 +95,7 @@ fn a_leashed_run_logs_what_it_would_do_and_never_stops_the_process() {
     assert!(w[0].0 >= 1000, "would inject after the 1s baseline: {w:?}");
     assert!(report["faults"][0]["injected_ms"].is_null());
 
-    let rec = Command::new(BIN)
-        .env("SIMIAN_STATE_DIR", dir.path())
+    let rec = simian_in(dir.path())
         .arg("recover")
         .arg(&journal)
         .output()

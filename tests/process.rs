@@ -1,69 +1,21 @@
 //! The `process` fault on local processes that are not the lab's: by pattern, by pid file.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
 
-const EXPERIMENT: &str = r#"version: 1
-name: local-process
-steady_state:
-  probes:
-    ok: { command: { run: "true", interval: 100ms } }
-  hypothesis: [ "ok.success_ratio >= 99%" ]
-  before: 1s
-  window: 1s
-  after: 1s
-method:
-  - inject:
-      name: victim
-      process:
-TARGET
-  - wait: 2s
-guards:
-  max_duration: 1m
-"#;
-
-/// A `sleep` with a number no other test uses, detached so it is nobody's child here.
-fn detached_sleep(secs: &str, pidfile: &std::path::Path) -> u32 {
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "sleep {secs} >/dev/null 2>&1 & echo $! > {}",
-            pidfile.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::read_to_string(pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn kill(pid: u32) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-}
-
 #[test]
 fn processes_matching_a_pattern_are_stopped_then_continued() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.101", &dir.path().join("pid"));
-    let f = dir.path().join("e.yaml");
-    std::fs::write(
-        &f,
-        EXPERIMENT.replace(
-            "TARGET",
-            "        target: { pattern: '^sleep 2999\\.101$' }\n        action: stop",
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .env("SIMIAN_STATE_DIR", dir.path())
+    let pid = detached_sleep("2999.101");
+    let f = stop_sleep(
+        dir.path(),
+        "local-process",
+        "2999\\.101",
+        "  - wait: 2s\n",
+        "",
+    );
+    let mut child = simian_in(dir.path())
         .arg("run")
         .arg(&f)
         .stdout(std::process::Stdio::piped())
@@ -72,7 +24,7 @@ fn processes_matching_a_pattern_are_stopped_then_continued() {
     let stopped = eventually(Duration::from_secs(20), || proc_state(pid) == Some('T'));
     let out = crate::run::wait_with_timeout(&mut child, Duration::from_secs(30));
     let state = proc_state(pid);
-    kill(pid);
+    sigkill(pid);
     assert!(stopped, "the matching process was never stopped");
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
@@ -85,26 +37,21 @@ fn processes_matching_a_pattern_are_stopped_then_continued() {
 fn a_killed_process_is_brought_back_by_its_restart_command() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
-    let first = detached_sleep("2999.202", &pidfile);
-    let f = dir.path().join("e.yaml");
-    let target = format!(
-        "        target: {{ pidfile: '{p}' }}\n        action: kill\n        restart: 'sleep 2999.202 & echo $! > {p}'",
+    let first = detached_sleep("2999.202");
+    std::fs::write(&pidfile, first.to_string()).unwrap();
+    let fault = format!(
+        "{{ target: {{ pidfile: '{p}' }}, action: kill, restart: 'sleep 2999.202 & echo $! > {p}' }}",
         p = pidfile.display()
     );
-    std::fs::write(&f, EXPERIMENT.replace("TARGET", &target)).unwrap();
-    let out = Command::new(BIN)
-        .env("SIMIAN_STATE_DIR", dir.path())
-        .arg("run")
-        .arg(&f)
-        .output()
-        .unwrap();
+    let f = process_experiment(dir.path(), "local-process", &fault, "  - wait: 2s\n", "");
+    let out = simian_in(dir.path()).arg("run").arg(&f).output().unwrap();
     let second: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     let (s1, s2) = (proc_state(first), proc_state(second));
-    kill(second);
+    sigkill(second);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -123,35 +70,22 @@ fn a_killed_process_is_brought_back_by_its_restart_command() {
 #[test]
 fn killing_what_nothing_restarts_is_refused_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let pid = detached_sleep("2999.303", &dir.path().join("pid"));
-    let f = dir.path().join("e.yaml");
-    let yaml = EXPERIMENT.replace(
-        "TARGET",
-        "        target: { pattern: '^sleep 2999\\.303$' }",
-    );
-    std::fs::write(&f, &yaml).unwrap();
-    let refused = Command::new(BIN)
-        .env("SIMIAN_STATE_DIR", dir.path())
-        .arg("run")
-        .arg(&f)
-        .output()
-        .unwrap();
+    let pid = detached_sleep("2999.303");
+    let fault = "{ target: { pattern: '^sleep 2999\\.303$' } }";
+    let f = process_experiment(dir.path(), "local-process", fault, "  - wait: 2s\n", "");
+    let yaml = std::fs::read_to_string(&f).unwrap();
+    let refused = simian_in(dir.path()).arg("run").arg(&f).output().unwrap();
     let alive = proc_state(pid).is_some();
     std::fs::write(
         &f,
         yaml.replace(
-            "  max_duration: 1m",
-            "  max_duration: 1m\n  allow_irreversible: true",
+            "  max_duration: 10m",
+            "  max_duration: 10m\n  allow_irreversible: true",
         ),
     )
     .unwrap();
-    let plan = Command::new(BIN)
-        .env("SIMIAN_STATE_DIR", dir.path())
-        .arg("plan")
-        .arg(&f)
-        .output()
-        .unwrap();
-    kill(pid);
+    let plan = simian_in(dir.path()).arg("plan").arg(&f).output().unwrap();
+    sigkill(pid);
     assert_eq!(refused.status.code(), Some(3));
     assert!(
         stderr(&refused).contains("cannot be undone"),

@@ -385,6 +385,13 @@ pub fn simian_in(dir: &Path) -> Command {
 /// e.g. `2999\\.601`), probed by a command that always works; `then` holds the method's
 /// steps after the inject, `extra` more top-level YAML (before `guards:`).
 pub fn stop_sleep(dir: &Path, name: &str, victim: &str, then: &str, extra: &str) -> PathBuf {
+    let fault = format!("{{ target: {{ pattern: '^sleep {victim}$' }}, action: stop }}");
+    process_experiment(dir, name, &fault, then, extra)
+}
+
+/// Like [`stop_sleep`], with the inject's `process:` fault given whole (a YAML flow
+/// mapping), e.g. `{ target: { pidfile: '/tmp/pid' }, action: kill }`.
+pub fn process_experiment(dir: &Path, name: &str, fault: &str, then: &str, extra: &str) -> PathBuf {
     let f = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &f,
@@ -401,7 +408,7 @@ steady_state:
 method:
   - inject:
       name: victim
-      process: {{ target: {{ pattern: '^sleep {victim}$' }}, action: stop }}
+      process: {fault}
 {then}{extra}guards:
   max_duration: 10m
 "#

@@ -33,7 +33,7 @@ impl Op {
             Op::Ne => (a - b).abs() > 1e-9 * b.abs().max(1.0),
         }
     }
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Op::Lt => "<",
             Op::Le => "<=",

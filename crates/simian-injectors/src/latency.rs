@@ -49,34 +49,23 @@ impl LatencyFault {
             }
         };
         let client = Client::new(&api).map_err(|e| FaultError::Config(e.to_string()))?;
-        let proxy = match client.proxy(&cfg.proxy).await {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                let names = client
-                    .proxies()
-                    .await
-                    .map(|m| m.into_keys().collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default();
-                return Err(FaultError::Targets {
-                    message: format!("no proxy named `{}` at {}", cfg.proxy, api),
-                    hint: Some(if names.is_empty() {
-                        "the API has no proxies".into()
-                    } else {
-                        format!("its proxies are {names}")
-                    }),
-                });
-            }
-            Err(e) => {
-                return Err(FaultError::Targets {
-                    message: format!("cannot use the proxy API: {e}"),
-                    hint: Some(
-                        "is `simian proxy` (or the lab: `simian lab up`) running there?".into(),
-                    ),
-                })
-            }
+        // One listing: the target, and what it is one of (the universe `sever` counts too).
+        let mut all = client.proxies().await.map_err(|e| FaultError::Targets {
+            message: format!("cannot use the proxy API: {e}"),
+            hint: Some("is `simian proxy` (or the lab: `simian lab up`) running there?".into()),
+        })?;
+        let eligible = all.len();
+        let Some(proxy) = all.remove(&cfg.proxy) else {
+            let names = all.into_keys().collect::<Vec<_>>().join(", ");
+            return Err(FaultError::Targets {
+                message: format!("no proxy named `{}` at {}", cfg.proxy, api),
+                hint: Some(if names.is_empty() {
+                    "the API has no proxies".into()
+                } else {
+                    format!("its proxies are {names}")
+                }),
+            });
         };
-        // Of the proxies at this API (the universe `sever` counts too).
-        let eligible = client.proxies().await.map_or(1, |m| m.len().max(1));
         let http = proxy.mode.as_deref() == Some("http");
         if cfg.errors.is_some() && !http {
             return Err(FaultError::Targets {

@@ -103,7 +103,8 @@ svg{display:block}svg text{font-size:10px;fill:#24292f}
 pre{font-size:12px;background:#f6f8fa;padding:8px;overflow-x:auto}
 ";
 
-/// Text safe anywhere in HTML: element content and quoted attribute values.
+/// Text safe anywhere in HTML and XML (the JUnit report): element content and quoted
+/// attribute values. Control characters XML 1.0 cannot hold are dropped.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -113,6 +114,7 @@ pub fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
             c => o.push(c),
         }
     }
@@ -459,7 +461,7 @@ fn timeline(o: &mut String, r: &RunReport) {
             .get(&a.assertion)
             .is_none_or(|(p, ..)| *p != Phase::Method);
         if keep {
-            per.insert(a.assertion.clone(), (a.phase, (op_str(parsed.op), b)));
+            per.insert(a.assertion.clone(), (a.phase, (parsed.op.as_str(), b)));
         }
     }
     let t = Timeline::new(r);
@@ -484,18 +486,6 @@ fn timeline(o: &mut String, r: &RunReport) {
         }
     }
     o.push_str("</div>\n</section>\n");
-}
-
-fn op_str(op: simian_experiment::Op) -> &'static str {
-    use simian_experiment::Op;
-    match op {
-        Op::Lt => "<",
-        Op::Le => "<=",
-        Op::Gt => ">",
-        Op::Ge => ">=",
-        Op::Eq => "==",
-        Op::Ne => "!=",
-    }
 }
 
 fn legend(o: &mut String, t: &Timeline) {

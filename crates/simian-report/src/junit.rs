@@ -6,6 +6,8 @@ use std::fmt::Write;
 use simian_engine::report::Verdict;
 use simian_engine::RunReport;
 
+use crate::html::esc;
+
 pub fn render(r: &RunReport) -> String {
     let mut cases = Vec::new();
     for a in &r.assertions {
@@ -114,20 +116,4 @@ fn failure(kind: &str, msg: &str) -> String {
         esc(kind),
         esc(msg)
     )
-}
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {}
-            c => o.push(c),
-        }
-    }
-    o
 }
